@@ -1,0 +1,1 @@
+"""The HTTP face of ia-continu: thin FastAPI routes over the ``ia_continu`` domain layer."""

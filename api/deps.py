@@ -1,0 +1,43 @@
+"""Typed dependencies shared by the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.ratelimit import limit
+from api.runtime import Runtime
+from api.security import require_api_key
+from ia_continu.config import Settings
+from ia_continu.db import session_scope
+from ia_continu.families import ModelFamily
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+    return runtime.settings
+
+
+def get_family(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ModelFamily:
+    return runtime.holder.family
+
+
+def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
+    with session_scope(runtime.engine) as session:
+        yield session
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+FamilyDep = Annotated[ModelFamily, Depends(get_family)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+Admin = Depends(require_api_key)
+PredictLimit = Depends(limit("rate_limit_predict"))
+RetrainLimit = Depends(limit("rate_limit_retrain"))

@@ -1,0 +1,98 @@
+"""Prometheus metrics (seed 002 section 3.6) and the ``/metrics`` exposition.
+
+With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``scripts/run.sh`` does): the
+client then writes each process's samples to that folder and ``/metrics`` aggregates them, so
+counters add up across workers whichever worker answers the scrape.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+if TYPE_CHECKING:
+    from ia_continu.config import Settings
+    from ia_continu.prediction_log import PredictionLogWriter
+    from ia_continu.serving import ModelHolder
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+predictions_total = Counter(
+    "predictions_total", "Predictions answered", ["model_type", "served_by", "decision"]
+)
+prediction_latency = Histogram(
+    "prediction_latency_seconds", "Time to score one /predict call (model work only)",
+    ["model_type"], buckets=LATENCY_BUCKETS,
+)
+active_models = Gauge("active_models_count", "Models loaded and serving (0 = fallback only)",
+                      multiprocess_mode="livemax")
+training_total = Counter("training_total", "Training runs", ["model_type", "status"])
+rollout_percentage = Gauge("ml_rollout_percentage", "Share of traffic routed to ML (0-100)",
+                           multiprocess_mode="livemax")
+rollout_enabled = Gauge("ml_rollout_enabled", "1 when the ML flag is on", multiprocess_mode="livemax")
+log_pending = Gauge("prediction_log_pending_rows", "Answered predictions not yet in the DB",
+                    multiprocess_mode="livesum")
+log_written = Counter("prediction_log_written_rows", "Prediction rows written to the DB")
+model_info = Gauge("champion_version", "Champion version served by this process",
+                   multiprocess_mode="livemax")
+
+_bound: dict = {}
+_lock = threading.Lock()
+
+
+def bind_runtime(holder: ModelHolder, writer: PredictionLogWriter, settings: Settings) -> None:
+    _bound.update(holder=holder, writer=writer, settings=settings, written=0)
+
+
+def observe_predictions(decisions: np.ndarray, seconds: float, version: str | None) -> None:
+    settings = _bound.get("settings")
+    family = settings.family.value if settings else "unknown"
+    values, counts = np.unique(decisions.astype(str), return_counts=True)
+    for decision, count in zip(values.tolist(), counts.tolist(), strict=True):
+        served_by = "ml" if decision == "ml" else "fallback"
+        predictions_total.labels(family, served_by, decision).inc(count)
+    prediction_latency.labels(family).observe(seconds)
+
+
+def refresh_gauges(rollout_state=None) -> None:
+    holder, writer = _bound.get("holder"), _bound.get("writer")
+    if holder is not None:
+        active_models.set(1 if holder.current is not None else 0)
+        try:
+            model_info.set(float(holder.current.version) if holder.current else 0)
+        except ValueError:
+            pass
+    if writer is not None:
+        log_pending.set(writer.pending)
+        with _lock:
+            delta = writer.written - _bound.get("written", 0)
+            _bound["written"] = writer.written
+        if delta > 0:
+            log_written.inc(delta)
+    if rollout_state is not None:
+        rollout_percentage.set(rollout_state.percentage if rollout_state.enabled else 0)
+        rollout_enabled.set(1 if rollout_state.enabled else 0)
+
+
+def exposition() -> tuple[bytes, str]:
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = DEFAULT_REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,25 @@
+"""``POST /generate``: synthetic labelled data into the DB (seed 004)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Admin, FamilyDep, SessionDep
+from api.schemas import GeneratePublic, GenerateRequest
+from ia_continu.datasets import generate_dataset
+
+router = APIRouter(tags=["data"])
+
+
+@router.post("/generate", response_model=GeneratePublic, dependencies=[Admin])
+def generate(session: SessionDep, family: FamilyDep,
+             body: GenerateRequest | None = None) -> GeneratePublic:
+    body = body or GenerateRequest()
+    dataset = generate_dataset(session, family, body.samples, drift=body.drift, seed=body.seed)
+    return GeneratePublic(
+        generation_id=dataset.generation_id,
+        samples_created=dataset.samples_count,
+        family=family.name,
+        drift=dataset.drift,
+        timestamp=dataset.created_at.isoformat() + "Z",
+    )

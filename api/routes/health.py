@@ -1,0 +1,95 @@
+"""``/health`` (Uptime Kuma pings it) and seed 003's JSON ``/status``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select, text
+
+from api.deps import RuntimeDep
+from api.schemas import HealthPublic
+from ia_continu import __version__
+from ia_continu.db import session_scope
+from ia_continu.models import PredictionLog
+
+router = APIRouter(tags=["health"])
+
+_DB_CHECK_TTL = 1.0
+_db_check: dict = {"at": 0.0, "ok": True, "error": None}
+
+
+def _check_db(runtime) -> tuple[bool, str | None]:
+    # Cached for a second: a dashboard and Uptime Kuma pinging together cost one query.
+    now = time.monotonic()
+    if now - _db_check["at"] > _DB_CHECK_TTL:
+        try:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            _db_check.update(ok=True, error=None)
+        except Exception as exc:
+            _db_check.update(ok=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        _db_check["at"] = time.monotonic()
+    return _db_check["ok"], _db_check["error"]
+
+
+@router.get("/health", response_model=HealthPublic,
+            responses={503: {"model": HealthPublic, "description": "cannot serve"}})
+async def health(runtime: RuntimeDep):
+    db_ok, db_error = await run_in_threadpool(_check_db, runtime)
+    holder, writer = runtime.holder, runtime.writer
+    checks = {
+        "database": "ok" if db_ok else db_error,
+        "model_loaded": holder.current is not None,
+        "served_version": holder.current.version if holder.current else None,
+        "model_error": holder.load_error,
+        "prediction_log_pending": writer.pending,
+        "prediction_log_error": writer.last_error,
+    }
+    status_, reason, code = "ok", None, 200
+    if not db_ok:
+        # Predictions are still answered (and kept for later), but nothing can be recorded.
+        status_, reason, code = "error", f"database unreachable: {db_error}", 503
+    elif holder.load_error:
+        status_, reason = "degraded", holder.load_error + " (serving the fallback)"
+    elif holder.current is None:
+        status_, reason = "degraded", "no champion model yet: the fallback answers (POST /retrain)"
+    body = HealthPublic(
+        status=status_, reason=reason, timestamp=datetime.now(UTC).isoformat(), version=__version__,
+        family=runtime.settings.family.value, champion_version=holder.champion_version,
+        checks=checks,
+    )
+    return JSONResponse(body.model_dump(), status_code=code)
+
+
+@router.get("/status", tags=["health"])
+def status(runtime: RuntimeDep) -> dict:
+    """Seed 003's monitoring JSON: the model, the API's uptime and its predictions."""
+    holder = runtime.holder
+    with session_scope(runtime.engine) as session:
+        total = session.scalar(select(func.count()).select_from(PredictionLog)
+                               .where(PredictionLog.family == holder.family.name))
+    model = holder.current
+    return {
+        "model": {
+            "name": runtime.settings.registered_model_name,
+            "family": holder.family.name,
+            "version": model.version if model else None,
+            "exists": model is not None,
+            "type": type(model.pipeline.steps[-1][1]).__name__ if model else None,
+            "load_error": holder.load_error,
+        },
+        "api": {
+            "uptime_seconds": round(time.time() - runtime.started_at, 1),
+            "total_predictions": int(total or 0),
+            "start_time": datetime.fromtimestamp(runtime.started_at, UTC).isoformat(),
+            "version": __version__,
+        },
+        "monitoring": {
+            "status": "operational" if model else "fallback",
+            "metrics": "/metrics (Prometheus), /api/ml-monitoring/summary (JSON)",
+        },
+    }

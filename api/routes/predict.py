@@ -1,0 +1,105 @@
+"""``POST /predict`` (one row) and ``POST /predict/batch`` (many rows in one call)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import Response
+
+from api.deps import PredictLimit, RuntimeDep
+from api.schemas import PredictBatchPublic, PredictBatchRequest, PredictionPublic, PredictRequest
+from ia_continu.families.base import InvalidFeatures
+from ia_continu.inputs import matrix_from, row_from
+from ia_continu.predictor import Context, ModelFailure
+
+router = APIRouter(tags=["predict"])
+
+
+def _as_label(family_task: str, value: float) -> float | int:
+    return int(value) if family_task == "classification" else round(value, 4)
+
+
+@router.post("/predict", response_model=PredictionPublic, dependencies=[PredictLimit],
+             responses={422: {"description": "invalid features"},
+                        503: {"description": "the model failed and fallback is off"}})
+async def predict(body: PredictRequest, runtime: RuntimeDep) -> PredictionPublic:
+    family = runtime.holder.family
+    try:
+        X = np.array([row_from(body.features, family)], dtype=float)
+        family.validate(X)
+    except InvalidFeatures as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    ctx = body.context or body
+    context = Context(body.request_id, ctx.booking_id or body.booking_id,
+                      ctx.driver_id or body.driver_id)
+    try:
+        (result,) = runtime.predictor.predict(X, [context])
+    except ModelFailure as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    result["prediction"] = _as_label(family.task, result["prediction"])
+    return PredictionPublic(**result)
+
+
+_BATCH_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PredictBatchRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}")}},
+    }
+}
+
+
+@router.post("/predict/batch", response_model=PredictBatchPublic, dependencies=[PredictLimit],
+             openapi_extra=_BATCH_DOC, responses={422: {"description": "invalid rows"}})
+async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
+    # The body is parsed straight into numpy: a pydantic model per row costs ~3x more for
+    # 10,000 rows (../shared/STACK.md); validation is still strict, and errors say which part.
+    family, settings = runtime.holder.family, runtime.settings
+    try:
+        payload = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or "features" not in payload:
+        raise HTTPException(422, "body must be an object with a 'features' list of rows")
+    rows = payload["features"]
+    if isinstance(rows, list) and len(rows) > settings.max_batch_rows:
+        raise HTTPException(413, f"{len(rows)} rows: at most {settings.max_batch_rows} per call")
+    try:
+        X = matrix_from(rows, family)
+    except InvalidFeatures as exc:
+        raise HTTPException(422, str(exc)) from None
+    n = len(X)
+    columns = {}
+    for name in ("request_ids", "booking_ids", "driver_ids"):
+        values = payload.get(name)
+        if values is None:
+            columns[name] = [None] * n
+            continue
+        if not isinstance(values, list) or len(values) != n:
+            raise HTTPException(422, f"'{name}' must be a list with one entry per row ({n})")
+        bad = [v for v in values if v is not None and not (isinstance(v, str | int) and 0 < len(str(v)) <= 100)]
+        if bad:
+            raise HTTPException(422, f"'{name}' entries must be strings of 1..100 characters")
+        columns[name] = [None if v is None else str(v) for v in values]
+    contexts = [Context(r, b, d) for r, b, d in zip(columns["request_ids"], columns["booking_ids"],
+                                                       columns["driver_ids"], strict=True)]
+    try:
+        results = runtime.predictor.predict(X, contexts)
+    except ModelFailure as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    versions = {r["model_version"] for r in results if r["served_by"] == "ml"}
+    body = {
+        "count": n,
+        "model_version": versions.pop() if len(versions) == 1 else None,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "request_ids": [r["request_id"] for r in results],
+        "predictions": [_as_label(family.task, r["prediction"]) for r in results],
+        "confidence": [r["confidence"] for r in results],
+        "served_by": [r["served_by"] for r in results],
+        "decision": [r["decision"] for r in results],
+        "risk_level": [r["risk_level"] for r in results] if family.task == "regression" else None,
+    }
+    return Response(json.dumps(body), media_type="application/json")

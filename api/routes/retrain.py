@@ -1,0 +1,38 @@
+"""``POST /retrain``: train, evaluate, log to MLflow, register, gate the promotion."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from api import metrics
+from api.deps import Admin, RetrainLimit, RuntimeDep
+from api.schemas import RetrainPublic, RetrainRequest
+from ia_continu.datasets import NoDataset
+from ia_continu.families.base import InvalidFeatures
+from ia_continu.training import retrain as run_retrain
+
+router = APIRouter(tags=["models"])
+
+
+@router.post("/retrain", response_model=RetrainPublic, dependencies=[Admin, RetrainLimit],
+             responses={404: {"description": "no such dataset"},
+                        422: {"description": "dataset cannot train this family"}})
+def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainPublic:
+    body = body or RetrainRequest()
+    family = runtime.settings.family.value
+    try:
+        result = run_retrain(runtime.settings, runtime.engine, generation_id=body.generation_id,
+                             force=body.force, reason=body.reason)
+    except NoDataset as exc:
+        metrics.training_total.labels(family, "failed").inc()
+        raise HTTPException(404 if body.generation_id else 409, str(exc)) from None
+    except InvalidFeatures as exc:
+        metrics.training_total.labels(family, "failed").inc()
+        raise HTTPException(422, str(exc)) from None
+    except Exception:
+        metrics.training_total.labels(family, "failed").inc()
+        raise
+    metrics.training_total.labels(family, result.status).inc()
+    if result.promoted:
+        runtime.holder.refresh()  # this replica serves it now; the others within a poll
+    return RetrainPublic(accuracy=result.metrics.get("accuracy", 0.0), **result.as_dict())

@@ -1,0 +1,76 @@
+"""What one API process holds while it runs: engine, served model, rollout view, log writer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from api import metrics
+from ia_continu import migrate, rollout
+from ia_continu.config import Settings
+from ia_continu.db import make_engine
+from ia_continu.predictor import Predictor
+from ia_continu.prediction_log import PredictionLogWriter
+from ia_continu.serving import ModelHolder
+from notifications import Alert, Severity, notify
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    holder: ModelHolder
+    flags: rollout.RolloutCache
+    writer: PredictionLogWriter
+    predictor: Predictor
+    started_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Runtime:
+        settings.check_production()
+        engine = make_engine(settings.database_url, connect_retries=5)
+        if settings.migrate_on_start:
+            migrate.upgrade(engine)
+        holder = ModelHolder(settings, engine, on_load_failure=_alert_load_failure)
+        try:
+            holder.refresh(force=True)
+        except Exception as exc:  # registry unreachable: start on the fallback, say so
+            holder.load_error = f"champion lookup failed: {exc}"
+            log.error(holder.load_error)
+        flags = rollout.RolloutCache(engine, settings)
+        flags.start()
+        writer = PredictionLogWriter(
+            engine,
+            batch_size=settings.log_batch_size,
+            flush_interval=settings.log_flush_interval_ms / 1000,
+            max_pending=settings.log_max_pending,
+            spool_dir=settings.data_dir / "spool",
+        )
+        writer.start()
+        alarm = rollout.ErrorRateAlarm(settings, _alert_error_rate)
+        predictor = Predictor(settings, holder, flags, writer, alarm, observe=metrics.observe_predictions)
+        holder.start_polling()
+        metrics.bind_runtime(holder, writer, settings)
+        return cls(settings, engine, holder, flags, writer, predictor)
+
+    def stop(self) -> None:
+        self.holder.stop_polling()
+        self.flags.stop()
+        self.writer.stop()
+        self.engine.dispose()
+
+
+def _alert_load_failure(version: str, error: str) -> None:
+    notify(Alert("Champion model failed to load", error, Severity.critical,
+                 {"version": version}, key=f"load-failure-{version}"))
+
+
+def _alert_error_rate(rate: float, ml_requests: int, failures: int) -> None:
+    notify(Alert("High ML error rate", f"ML error rate {rate:.1%}: consider disabling ML",
+                 Severity.critical, {"ml_requests": ml_requests, "failures": failures},
+                 key="rollout-error-rate"))

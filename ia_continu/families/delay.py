@@ -1,0 +1,175 @@
+"""Seeds 000/001's family: a ride booking's delay in minutes, with risk level and factors."""
+
+from __future__ import annotations
+
+from math import erf, sqrt
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from ia_continu.families.base import InvalidFeatures, ModelFamily, Scores
+
+FEATURES = ("distance_km", "hour", "weekday", "weather", "traffic")
+WEATHER = ("clear", "rain", "snow")
+DESIGN = (
+    "distance_km",
+    "rush_hour",
+    "traffic",
+    "distance_x_rain",
+    "distance_x_snow",
+    "weekend",
+    "night",
+)
+# Risk bands in minutes of delay.
+RISK_MEDIUM, RISK_HIGH = 5.0, 15.0
+
+
+def featurize(X: np.ndarray) -> np.ndarray:
+    """Raw booking features -> the design matrix of the linear model (pure numpy, ~µs/row)."""
+    distance, hour, weekday, weather, traffic = X.T
+    weekend = weekday >= 5
+    rush = (((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 19))) & ~weekend
+    night = (hour >= 22) | (hour <= 5)
+    return np.column_stack(
+        [
+            distance,
+            rush.astype(float),
+            traffic,
+            distance * (weather == 1),
+            distance * (weather == 2),
+            weekend.astype(float),
+            night.astype(float),
+        ]
+    )
+
+
+def true_delay(X: np.ndarray) -> np.ndarray:
+    """The synthetic world's expected delay for latent (true) features."""
+    D = featurize(X)
+    w = np.array([0.22, 4.0, 7.0, 0.15, 0.45, -1.0, -1.5])
+    return 0.5 + D @ w
+
+
+class DelayFamily(ModelFamily):
+    name = "delay"
+    task = "regression"
+    feature_names = FEATURES
+    primary_metric = "rmse"
+    higher_is_better = False
+
+    alpha = 1.0
+    noise_minutes = 1.5
+
+    def sample(self, n, *, rng, drift=0.0):
+        distance = np.clip(rng.gamma(2.0, 4.0, n), 0.5, 80.0)
+        hour = rng.choice(24, n, p=_HOUR_P).astype(float)
+        weekday = rng.integers(0, 7, n).astype(float)
+        weather = rng.choice(3, n, p=[0.7, 0.22, 0.08]).astype(float)
+        rush = ((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 19))
+        traffic = np.clip(rng.beta(2, 5, n) + 0.3 * rush, 0.0, 1.0)
+        latent = np.column_stack([distance, hour, weekday, weather, traffic])
+        y = np.maximum(true_delay(latent) + rng.normal(0, self.noise_minutes, n), -5.0)
+        observed = latent.copy()
+        # The drifted world: the booking app starts reporting distances in a new unit
+        # (scaled by 1 - drift) and the traffic feed under-reads congestion.
+        observed[:, 0] *= 1.0 - drift
+        observed[:, 4] = np.clip(observed[:, 4] - 0.6 * drift, 0.0, 1.0)
+        return observed, y
+
+    def validate(self, X):
+        super().validate(X)
+        problems = []
+        if (X[:, 0] < 0).any():
+            problems.append("distance_km must be >= 0")
+        if ((X[:, 1] < 0) | (X[:, 1] > 23) | (X[:, 1] != np.floor(X[:, 1]))).any():
+            problems.append("hour must be an integer in 0..23")
+        if ((X[:, 2] < 0) | (X[:, 2] > 6) | (X[:, 2] != np.floor(X[:, 2]))).any():
+            problems.append("weekday must be an integer in 0..6 (0 = Monday)")
+        if (~np.isin(X[:, 3], (0, 1, 2))).any():
+            problems.append("weather must be 0 (clear), 1 (rain) or 2 (snow)")
+        if ((X[:, 4] < 0) | (X[:, 4] > 1)).any():
+            problems.append("traffic must be in 0..1")
+        if problems:
+            raise InvalidFeatures("; ".join(problems))
+
+    def build_pipeline(self) -> Pipeline:
+        return Pipeline(
+            [
+                ("features", FunctionTransformer(featurize)),
+                ("model", Ridge(alpha=self.alpha)),
+            ]
+        )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "estimator": "Ridge", "features": ",".join(DESIGN)}
+
+    def check_trainable(self, y):
+        if len(y) < 10 or float(np.std(y)) == 0.0:
+            raise InvalidFeatures("the dataset needs at least 10 rows with varying delays")
+
+    def predict_values(self, pipeline, X):
+        return pipeline.predict(X)
+
+    def evaluate(self, y_true, y_pred, tolerance: float = 3.0):
+        err = np.abs(y_true - y_pred)
+        return {
+            "mae": float(mean_absolute_error(y_true, y_pred)),
+            "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
+            "r2": float(r2_score(y_true, y_pred)),
+            "accuracy": float(np.mean(err < tolerance)),
+        }
+
+    def compile_scorer(self, pipeline, *, explain=True):
+        model = pipeline.steps[-1][1]
+        residual_std = float(getattr(pipeline, "residual_std_", 2.0))
+        # Confidence = P(|error| < 3 min) under the residuals seen on the holdout.
+        confidence = erf(3.0 / (sqrt(2.0) * max(residual_std, 1e-6)))
+        if not hasattr(model, "coef_"):
+            return lambda X: self._scores(pipeline.predict(X), None, confidence)
+        coef, intercept = model.coef_.copy(), float(model.intercept_)
+
+        def score(X: np.ndarray) -> Scores:
+            D = featurize(X)
+            pred = D @ coef + intercept
+            return self._scores(pred, D * coef if explain else None, confidence)
+
+        return score
+
+    @staticmethod
+    def _scores(pred: np.ndarray, contributions: np.ndarray | None, confidence: float) -> Scores:
+        risk = np.where(pred >= RISK_HIGH, "high", np.where(pred >= RISK_MEDIUM, "medium", "low"))
+        factors = None
+        if contributions is not None:
+            # The three largest contributions (in minutes), as seed 001 logs them.
+            top = np.argsort(-np.abs(contributions), axis=1)[:, :3]
+            factors = [
+                {DESIGN[j]: round(float(row[j]), 3) for j in idx if row[j] != 0.0}
+                for row, idx in zip(contributions, top, strict=True)
+            ]
+        return Scores(
+            prediction=pred,
+            confidence=np.full(len(pred), confidence),
+            risk_level=risk.tolist(),
+            contributing_factors=factors,
+        )
+
+    def fallback(self, X):
+        # Seed 000's heuristic: distance x 0.5.
+        pred = X[:, 0] * 0.5
+        scores = self._scores(pred, None, 0.5)
+        scores.contributing_factors = [{"distance_km": round(float(p), 3)} for p in pred]
+        return scores
+
+    def accurate(self, prediction, actual, tolerance):
+        return np.abs(prediction - actual) < tolerance
+
+
+# More bookings in the day than at night.
+_HOUR_WEIGHTS = np.array(
+    [1, 0.5, 0.3, 0.3, 0.5, 1, 3, 6, 8, 6, 4, 4, 5, 5, 4, 4, 6, 8, 8, 6, 4, 3, 2, 1.5]
+)
+_HOUR_P = _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()

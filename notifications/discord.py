@@ -1,0 +1,52 @@
+"""Discord delivery: an embed coloured by severity (seed 001's green, orange, red)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from notifications.alerts import Alert, Severity
+
+log = logging.getLogger("ia_continu.alerts")
+
+COLOURS = {Severity.info: "28a745", Severity.warning: "ffa500", Severity.critical: "d73a49"}
+
+
+def build_embed_payload(alert: Alert) -> dict:
+    """The embed as plain data (what tests read), independent of the HTTP client."""
+    return {
+        "title": alert.title[:256],
+        "description": alert.message[:4000],
+        "color": COLOURS[alert.severity],
+        "fields": [
+            {"name": str(k)[:256], "value": str(v)[:1024], "inline": True}
+            for k, v in list(alert.fields.items())[:25]
+        ],
+        "footer": f"ia-continu · {alert.severity.value}",
+    }
+
+
+def send_discord(url: str, alert: Alert, *, timeout: float = 5.0) -> bool:
+    from discord_webhook import DiscordEmbed, DiscordWebhook
+
+    payload = build_embed_payload(alert)
+    embed = DiscordEmbed(title=payload["title"], description=payload["description"],
+                         color=payload["color"])
+    for f in payload["fields"]:
+        embed.add_embed_field(name=f["name"], value=f["value"], inline=f["inline"])
+    embed.set_footer(text=payload["footer"])
+    embed.set_timestamp(datetime.now(UTC).timestamp())
+    # rate_limit_retry: on a well-formed 429 the library waits and retries once.
+    hook = DiscordWebhook(url=url, rate_limit_retry=True, timeout=timeout,
+                          username="ia-continu")
+    hook.add_embed(embed)
+    try:
+        response = hook.execute()
+    except Exception as exc:  # dead URL, non-JSON body, 429 without headers (STACK.md)
+        log.warning("discord alert dropped (%s: %s): %s", type(exc).__name__, exc, alert.title)
+        return False
+    status = getattr(response, "status_code", 0)
+    if not 200 <= status < 300:
+        log.warning("discord alert dropped (HTTP %s): %s", status, alert.title)
+        return False
+    return True
