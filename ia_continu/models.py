@@ -167,3 +167,16 @@ class DriftReport(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
     __table_args__ = (Index("ix_drift_reports_family_created", "family", "created_at"),)
+
+
+class SyntheticOutcome(Base):
+    """The synthetic world's ground truth: what really happened for a request, and from when
+    it may be known (a ride's delay is known once the ride has ended). Written by the traffic
+    simulator, read by the built-in ground-truth source of the backfill flow."""
+
+    __tablename__ = "synthetic_outcomes"
+
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    actual: Mapped[float] = mapped_column(Float)
+    available_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``ia-continu`` command line, one module each."""
