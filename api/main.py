@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.routes import generate, health, models, predict, retrain
+from api.routes import dashboard, drift, generate, health, models, predict, retrain
 from api.routes import metrics as metrics_route
 from api.runtime import Runtime
 from ia_continu import __version__
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Continuous ML: serve, roll out, measure, detect drift, retrain, alert.",
         lifespan=lifespan,
     )
-    for module in (health, generate, predict, retrain, models, metrics_route):
+    for module in (health, generate, predict, retrain, models, metrics_route, drift, dashboard):
         app.include_router(module.router)
 
     @app.exception_handler(Exception)

@@ -1,0 +1,355 @@
+// ia-continu monitoring dashboard (seed 001). Plain browser JavaScript, no build step, no library.
+// Every endpoint may be missing or return nulls: a value we cannot show is "—", never an exception.
+"use strict";
+
+(function () {
+  const REFRESH_MS = 30000;
+  const ANOMALY_THRESHOLD = 5;
+  const DASH = "—";
+
+  // Seed 001's targets; the orange band is "watch", beyond it is "act".
+  // good/warn/bad: for "lower" metrics good < target <= warn < bad.
+  const BANDS = {
+    mae: { better: "lower", good: 3, warn: 5 },
+    r2: { better: "higher", good: 0.65, warn: 0.5 },
+    accuracy: { better: "higher", good: 0.8, warn: 0.7 },
+    latency: { better: "lower", good: 150, warn: 300 },
+  };
+
+  // Shared with the browser test: how each card formats its number.
+  const FORMAT = {
+    mae: (v) => v.toFixed(2),
+    r2: (v) => v.toFixed(3),
+    accuracy: (v) => (v * 100).toFixed(1) + " %",
+    latency: (v) => v.toFixed(1) + " ms",
+  };
+
+  const ENDPOINTS = {
+    summary: "/api/ml-monitoring/summary",
+    daily: "/api/ml-monitoring/daily?days=7",
+    anomalies: "/api/ml-monitoring/anomalies?threshold=" + ANOMALY_THRESHOLD,
+    flags: "/api/feature-flags/status",
+    models: "/models",
+    drift: "/api/drift/latest",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+  const pick = (obj, ...keys) => {
+    if (!obj || typeof obj !== "object") return undefined;
+    for (const k of keys) if (obj[k] !== undefined && obj[k] !== null) return obj[k];
+    return undefined;
+  };
+
+  function setText(id, value) {
+    const node = $(id);
+    if (node) node.textContent = value === undefined || value === null || value === "" ? DASH : String(value);
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) node.append(c === undefined || c === null ? DASH : c);
+    return node;
+  }
+
+  function fmtNum(v, digits) {
+    return isNum(v) ? v.toFixed(digits) : DASH;
+  }
+  function fmtPct(v) {
+    // Rates are fractions (0..1); a percentage setting is already 0..100.
+    return isNum(v) ? (v * 100).toFixed(1) + " %" : DASH;
+  }
+  function fmtInt(v) {
+    return isNum(v) ? Math.round(v).toLocaleString("en-US") : DASH;
+  }
+  function fmtTime(iso) {
+    if (!iso) return DASH;
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+  }
+  function yesNo(v) {
+    return v === true ? "yes" : v === false ? "no" : DASH;
+  }
+
+  function status(metric, v) {
+    if (!isNum(v)) return "unknown";
+    const b = BANDS[metric];
+    if (b.better === "lower") return v < b.good ? "good" : v < b.warn ? "warn" : "bad";
+    return v > b.good ? "good" : v >= b.warn ? "warn" : "bad";
+  }
+
+  async function getJSON(url) {
+    const r = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (!r.ok) throw new Error(url + ": HTTP " + r.status);
+    return r.json();
+  }
+
+  // --- renderers: each takes a possibly missing payload --------------------------------------
+
+  function renderCards(summary) {
+    const m24 = (summary && summary.metrics_24h) || {};
+    const m7 = (summary && summary.metrics_7d) || {};
+    const values = {
+      mae: [m24.mae, m7.mae],
+      r2: [m24.r2, m7.r2],
+      accuracy: [m24.accuracy_rate, m7.accuracy_rate],
+      latency: [m24.avg_prediction_time_ms, m7.avg_prediction_time_ms],
+    };
+    for (const [metric, [day, week]] of Object.entries(values)) {
+      const card = $("card-" + metric);
+      const value = $("value-" + metric);
+      value.textContent = isNum(day) ? FORMAT[metric](day) : DASH;
+      value.dataset.value = isNum(day) ? String(day) : "";
+      card.dataset.status = status(metric, day);
+      setText("value-" + metric + "-7d", isNum(week) ? FORMAT[metric](week) : DASH);
+    }
+    setText("count-24h", isNum(m24.count) ? fmtInt(m24.count) : DASH);
+
+    const anomalies = summary ? summary.anomalies_count : undefined;
+    const alert = $("anomalies-alert");
+    if (isNum(anomalies) && anomalies > 0) {
+      setText("anomalies-count", fmtInt(anomalies));
+      alert.hidden = false;
+    } else {
+      alert.hidden = true;
+    }
+  }
+
+  function renderRollout(flags, summary) {
+    const config = (flags && flags.config) || (summary && summary.feature_flags) || {};
+    const stats = (flags && flags.stats) || (summary && summary.feature_flags) || {};
+    const health = (flags && flags.health) || {};
+    setText("rollout-enabled", yesNo(pick(config, "ML_ENABLED", "ml_enabled")));
+    const pct = pick(config, "ML_TRAFFIC_PERCENTAGE", "ml_traffic_percentage");
+    setText("rollout-percentage", isNum(pct) ? pct.toFixed(0) + " %" : DASH);
+    setText("rollout-fallback", yesNo(pick(config, "FALLBACK_ON_ERROR", "fallback_on_error")));
+    setText("rollout-success-rate", fmtPct(pick(stats, "ml_success_rate")));
+    setText("rollout-usage-rate", fmtPct(pick(stats, "ml_usage_rate")));
+    setText("rollout-total", fmtInt(pick(stats, "total_requests")));
+    setText("rollout-ml", fmtInt(pick(stats, "ml_requests")));
+    const ok = pick(stats, "ml_successes");
+    const ko = pick(stats, "ml_failures");
+    setText("rollout-ml-outcomes", isNum(ok) || isNum(ko) ? fmtInt(ok) + " / " + fmtInt(ko) : DASH);
+    setText("rollout-fallback-requests", fmtInt(pick(stats, "fallback_requests")));
+
+    const badge = $("rollout-health");
+    const verdict = health.status;
+    badge.textContent = verdict || DASH;
+    badge.dataset.status =
+      verdict === "healthy" || verdict === "ok" ? "good"
+        : verdict === "degraded" || verdict === "warning" ? "warn"
+          : verdict ? "bad" : "unknown";
+    $("rollout-health-reason").textContent = health.reason || "";
+  }
+
+  function renderDrift(drift) {
+    const badge = $("drift-status");
+    if (!drift || drift.status === "none") {
+      badge.textContent = drift ? "no check yet" : DASH;
+      badge.dataset.status = "unknown";
+      for (const id of ["drift-at", "drift-version", "drift-share", "drift-features", "drift-rows"]) setText(id, null);
+      $("drift-scores").tBodies[0].replaceChildren();
+      return;
+    }
+    badge.textContent = drift.dataset_drift ? "drift detected" : "no drift";
+    badge.dataset.status = drift.dataset_drift ? "bad" : "good";
+    setText("drift-at", fmtTime(drift.created_at));
+    setText("drift-version", drift.model_version);
+    setText("drift-share", fmtPct(drift.drift_share));
+    const feats = Array.isArray(drift.drifted_features) ? drift.drifted_features : [];
+    setText("drift-features", feats.length ? feats.join(", ") : "none");
+    setText("drift-rows", fmtInt(drift.reference_rows) + " / " + fmtInt(drift.current_rows));
+    const rows = Object.entries(drift.feature_scores || {}).map(([name, score]) =>
+      el("tr", {}, el("td", {}, name), el("td", {}, fmtNum(score, 4))));
+    $("drift-scores").tBodies[0].replaceChildren(...rows);
+  }
+
+  function renderModels(models) {
+    models = models || {};
+    setText("family", models.family);
+    setText("champion-short", models.champion_version ? "v" + models.champion_version : null);
+    setText("models-name", models.registered_model);
+    setText("models-champion", models.champion_version);
+    setText("models-served", models.served_version);
+    setText("models-previous", models.previous_version);
+    const versions = Array.isArray(models.versions) ? models.versions : [];
+    const rows = versions.map((v) => {
+      const metrics = Object.entries(v.metrics || {})
+        .filter(([, val]) => isNum(val))
+        .slice(0, 6)
+        .map(([k, val]) => k + " " + val.toFixed(3))
+        .join(" · ");
+      const isChampion = String(v.version) === String(models.champion_version);
+      return el("tr", isChampion ? { class: "champion" } : {},
+        el("td", {}, String(v.version)),
+        el("td", {}, (v.aliases || []).join(", ") || ""),
+        el("td", {}, v.run_name || ""),
+        el("td", {}, fmtTime(v.created_at)),
+        el("td", { class: "metrics" }, metrics || DASH));
+    });
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "no model registered yet")));
+    $("models-versions").tBodies[0].replaceChildren(...rows);
+    const history = Array.isArray(models.history) ? models.history : [];
+    const items = history.slice(0, 10).map((h) =>
+      el("li", {}, el("strong", {}, (h.action || "?") + " v" + (h.version || "?")),
+        " ", el("span", { class: "muted" }, fmtTime(h.at)),
+        h.reason ? " · " + h.reason : ""));
+    if (!items.length) items.push(el("li", { class: "muted" }, "no promotion yet"));
+    $("models-history").replaceChildren(...items);
+  }
+
+  function renderAnomalies(list) {
+    const items = Array.isArray(list) ? list : Array.isArray(list && list.anomalies) ? list.anomalies : [];
+    const rows = items.slice(0, 50).map((a) => {
+      const predicted = pick(a, "predicted", "prediction", "predicted_delay_minutes");
+      const actual = pick(a, "actual", "actual_delay_minutes");
+      const error = pick(a, "error", "prediction_error", "abs_error");
+      return el("tr", {},
+        el("td", {}, fmtTime(pick(a, "created_at", "timestamp", "at"))),
+        el("td", {}, pick(a, "request_id", "booking_id") || DASH),
+        el("td", {}, isNum(predicted) ? fmtNum(predicted, 2) : DASH),
+        el("td", {}, isNum(actual) ? fmtNum(actual, 2) : DASH),
+        el("td", {}, isNum(error) ? fmtNum(error, 2) : DASH),
+        el("td", {}, pick(a, "model_version") || DASH));
+    });
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "6", class: "muted" }, list ? "no anomaly" : DASH)));
+    $("anomalies-list").tBodies[0].replaceChildren(...rows);
+  }
+
+  // --- daily trend: a tiny SVG chart (no library needed for three series of 7 points) ------
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  function svgEl(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function drawChart(svg, labels, values, { kind, format, band }) {
+    const W = 300, H = 140, L = 36, R = 8, T = 10, B = 22;
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.replaceChildren();
+    const known = values.filter(isNum);
+    if (!known.length) {
+      svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, "no data"));
+      return;
+    }
+    let lo = kind === "bar" ? 0 : Math.min(...known);
+    let hi = Math.max(...known);
+    if (band !== undefined) { lo = Math.min(lo, band); hi = Math.max(hi, band); }
+    if (hi === lo) { hi += 1; lo = Math.max(0, lo - 1); }
+    const n = labels.length;
+    const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (n - 1));
+    const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
+    svg.append(svgEl("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));
+    svg.append(svgEl("text", { x: L - 4, y: y(hi) + 4, "text-anchor": "end", class: "tick" }, format(hi)));
+    svg.append(svgEl("text", { x: L - 4, y: y(lo) + 4, "text-anchor": "end", class: "tick" }, format(lo)));
+    if (band !== undefined) {
+      svg.append(svgEl("line", { x1: L, y1: y(band), x2: W - R, y2: y(band), class: "target" }));
+    }
+    labels.forEach((lab, i) => {
+      if (n <= 7 || i % Math.ceil(n / 7) === 0) {
+        svg.append(svgEl("text", { x: x(i), y: H - 6, "text-anchor": "middle", class: "tick" }, lab));
+      }
+    });
+    if (kind === "bar") {
+      const bw = Math.max(4, ((W - L - R) / Math.max(n, 1)) * 0.5);
+      values.forEach((v, i) => {
+        if (!isNum(v)) return;
+        const rect = svgEl("rect", { x: x(i) - bw / 2, y: y(v), width: bw, height: H - B - y(v), class: "bar" });
+        rect.append(svgEl("title", {}, labels[i] + ": " + format(v)));
+        svg.append(rect);
+      });
+      return;
+    }
+    const pts = values.map((v, i) => (isNum(v) ? [x(i), y(v)] : null)).filter(Boolean);
+    svg.append(svgEl("polyline", { points: pts.map((p) => p.join(",")).join(" "), class: "line" }));
+    values.forEach((v, i) => {
+      if (!isNum(v)) return;
+      const dot = svgEl("circle", { cx: x(i), cy: y(v), r: 3, class: "point" });
+      dot.append(svgEl("title", {}, labels[i] + ": " + format(v)));
+      svg.append(dot);
+    });
+  }
+
+  function renderDaily(daily) {
+    const days = (Array.isArray(daily) ? daily : Array.isArray(daily && daily.days) ? daily.days : []).slice();
+    days.sort((a, b) => String(pick(a, "day", "date") || "").localeCompare(String(pick(b, "day", "date") || "")));
+    const labels = days.map((d) => String(pick(d, "day", "date") || "").slice(5, 10) || "?");
+    drawChart($("chart-count"), labels, days.map((d) => d.count), { kind: "bar", format: (v) => v.toFixed(0) });
+    drawChart($("chart-mae"), labels, days.map((d) => d.mae), { kind: "line", format: (v) => v.toFixed(2), band: BANDS.mae.good });
+    drawChart($("chart-accuracy"), labels, days.map((d) => d.accuracy_rate),
+      { kind: "line", format: (v) => (v * 100).toFixed(0) + "%", band: BANDS.accuracy.good });
+  }
+
+  // --- refresh loop --------------------------------------------------------------------------
+
+  let inFlight = null;
+  let refreshCount = 0;
+
+  async function refresh() {
+    if (inFlight) return inFlight;
+    const button = $("refresh-btn");
+    button.disabled = true;
+    inFlight = (async () => {
+      const names = Object.keys(ENDPOINTS);
+      const results = await Promise.allSettled(names.map((n) => getJSON(ENDPOINTS[n])));
+      const data = {};
+      const missing = [];
+      results.forEach((r, i) => {
+        if (r.status === "fulfilled") data[names[i]] = r.value;
+        else missing.push(ENDPOINTS[names[i]].split("?")[0]);
+      });
+      const steps = [
+        () => renderCards(data.summary),
+        () => renderRollout(data.flags, data.summary),
+        () => renderDrift(data.drift),
+        () => renderModels(data.models),
+        () => renderAnomalies(data.anomalies),
+        () => renderDaily(data.daily),
+      ];
+      for (const step of steps) {
+        try { step(); } catch (err) { missing.push("render: " + err.message); }
+      }
+      const notice = $("unavailable");
+      notice.hidden = missing.length === 0;
+      notice.textContent = missing.length ? "Unavailable: " + missing.join(", ") : "";
+      const now = new Date();
+      $("last-updated").textContent = now.toLocaleTimeString();
+      $("last-updated").setAttribute("datetime", now.toISOString());
+      refreshCount += 1;
+      document.body.dataset.refreshCount = String(refreshCount);
+    })();
+    try {
+      await inFlight;
+    } finally {
+      inFlight = null;
+      button.disabled = false;
+    }
+  }
+
+  let timer = null;
+  function schedule() {
+    if (timer) clearInterval(timer);
+    timer = $("auto-refresh").checked ? setInterval(refresh, REFRESH_MS) : null;
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const toggle = $("auto-refresh");
+    try {
+      toggle.checked = localStorage.getItem("ia-continu.autoRefresh") !== "off";
+    } catch (_) { /* storage may be disabled: keep the default */ }
+    toggle.addEventListener("change", () => {
+      try { localStorage.setItem("ia-continu.autoRefresh", toggle.checked ? "on" : "off"); } catch (_) { /* ignore */ }
+      schedule();
+    });
+    $("refresh-btn").addEventListener("click", () => { refresh(); });
+    schedule();
+    refresh();
+  });
+})();
