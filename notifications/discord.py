@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 from notifications.alerts import Alert, Severity
@@ -26,27 +28,47 @@ def build_embed_payload(alert: Alert) -> dict:
     }
 
 
-def send_discord(url: str, alert: Alert, *, timeout: float = 5.0) -> bool:
+def send_discord(
+    url: str, alert: Alert, *, timeout: float = 5.0, max_retry_wait: float = 5.0
+) -> bool:
     from discord_webhook import DiscordEmbed, DiscordWebhook
 
     payload = build_embed_payload(alert)
-    embed = DiscordEmbed(title=payload["title"], description=payload["description"],
-                         color=payload["color"])
+    embed = DiscordEmbed(
+        title=payload["title"], description=payload["description"], color=payload["color"]
+    )
     for f in payload["fields"]:
         embed.add_embed_field(name=f["name"], value=f["value"], inline=f["inline"])
     embed.set_footer(text=payload["footer"])
     embed.set_timestamp(datetime.now(UTC).timestamp())
-    # rate_limit_retry: on a well-formed 429 the library waits and retries once.
-    hook = DiscordWebhook(url=url, rate_limit_retry=True, timeout=timeout,
-                          username="ia-continu")
+    # rate_limit_retry stays off: discord-webhook 1.4 retries a 429 in an unbounded loop
+    # (an alert could hang a flow for ever) and raises on a 429 without Discord's "Via"
+    # header. One bounded retry is done here instead.
+    hook = DiscordWebhook(url=url, rate_limit_retry=False, timeout=timeout, username="ia-continu")
     hook.add_embed(embed)
+    for attempt in range(2):
+        try:
+            response = hook.execute()
+        except Exception as exc:  # dead URL, non-JSON body (STACK.md)
+            log.warning("discord alert dropped (%s: %s): %s", type(exc).__name__, exc, alert.title)
+            return False
+        status = getattr(response, "status_code", 0)
+        if 200 <= status < 300:
+            return True
+        if status == 429 and attempt == 0:
+            time.sleep(_retry_after(response, cap=max_retry_wait))
+            continue
+        break
+    log.warning("discord alert dropped (HTTP %s): %s", status, alert.title)
+    return False
+
+
+def _retry_after(response, *, cap: float) -> float:
+    """Seconds Discord asks us to wait (body ``retry_after`` or header), capped."""
+    wait = 1.0
     try:
-        response = hook.execute()
-    except Exception as exc:  # dead URL, non-JSON body, 429 without headers (STACK.md)
-        log.warning("discord alert dropped (%s: %s): %s", type(exc).__name__, exc, alert.title)
-        return False
-    status = getattr(response, "status_code", 0)
-    if not 200 <= status < 300:
-        log.warning("discord alert dropped (HTTP %s): %s", status, alert.title)
-        return False
-    return True
+        wait = float(response.json().get("retry_after", wait))
+    except Exception:
+        with contextlib.suppress(TypeError, ValueError):
+            wait = float(response.headers.get("Retry-After", wait))
+    return min(max(wait, 0.0), cap)
