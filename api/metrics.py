@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -96,3 +97,40 @@ def exposition() -> tuple[bytes, str]:
     else:
         registry = DEFAULT_REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+http_requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+http_duration = Histogram("http_request_duration_seconds", "HTTP request duration",
+                          ["method", "route"], buckets=LATENCY_BUCKETS)
+
+
+class HttpMetricsMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware: it would cost a task per request).
+
+    Labels use the route template (``/models/{version}/promote``), never the raw path, so
+    a scan of random URLs cannot blow up the number of series.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_holder = {"code": 500}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            http_requests.labels(method, path, str(status_holder["code"])).inc()
+            http_duration.labels(method, path).observe(time.perf_counter() - started)

@@ -95,6 +95,10 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     client = mlflow_client(settings)
     try:
         versions = client.search_model_versions(f"name='{settings.registered_model_name}'")
+        # search_model_versions leaves aliases empty; the registered model has them all.
+        aliases: dict[str, list[str]] = {}
+        for alias, v in client.get_registered_model(settings.registered_model_name).aliases.items():
+            aliases.setdefault(str(v), []).append(alias)
     except MlflowException:
         return []
     out = []
@@ -103,7 +107,7 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
         out.append(
             {
                 "version": str(mv.version),
-                "aliases": list(mv.aliases or []),
+                "aliases": sorted(aliases.get(str(mv.version), [])),
                 "run_id": mv.run_id,
                 "run_name": run.info.run_name if run else None,
                 "created_at": datetime.fromtimestamp(mv.creation_timestamp / 1000).isoformat(),

@@ -118,6 +118,9 @@ def _retrain_locked(settings: Settings, engine: Engine, generation_id: int | Non
             name="model",
             registered_model_name=settings.registered_model_name,
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"numpy=={np.__version__}"],
+            # MLflow 3 saves with skops, which refuses functions it does not know; our
+            # feature engineering is our own code, installed with the package.
+            skops_trusted_types=list(family.trusted_types) or None,
         )
         version = str(info.registered_model_version)
 

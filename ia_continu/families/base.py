@@ -30,6 +30,7 @@ class ModelFamily(ABC):
     feature_names: ClassVar[tuple[str, ...]]
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    trusted_types: ClassVar[tuple[str, ...]] = ()  # our own callables inside the pipeline
 
     @property
     def n_features(self) -> int:

@@ -60,6 +60,7 @@ class DelayFamily(ModelFamily):
     feature_names = FEATURES
     primary_metric = "rmse"
     higher_is_better = False
+    trusted_types = ("ia_continu.families.delay.featurize",)
 
     alpha = 1.0
     noise_minutes = 1.5
