@@ -1,0 +1,99 @@
+"""monitor_performance: metrics over 24 h and 7 d against seed 001's thresholds; a table
+artifact every run; an alert and an event when the recent window crosses a threshold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.events import emit_event
+
+from flows.common import PERFORMANCE_EVENT, alert_flow_failure, model_resource, settings_and_engine
+from ia_continu import decision, registry
+from ia_continu.db import session_scope
+from ia_continu.families import get_family
+from notifications import Alert, Severity, notify
+
+WINDOWS = {"24h": 24, "7d": 24 * 7}
+
+
+@task(retries=2, retry_delay_seconds=5)
+def window(hours: int) -> dict[str, Any]:
+    from ia_continu.monitoring import window_metrics
+
+    settings, engine = settings_and_engine()
+    with session_scope(engine) as session:
+        return window_metrics(session, settings.family.value, hours)
+
+
+@task
+def publish_table(
+    results: dict[str, dict[str, Any]], checks: dict[str, list[decision.ThresholdCheck]]
+) -> None:
+    rows = []
+    for name, metrics in results.items():
+        for check in checks[name]:
+            rows.append(
+                {
+                    "window": name,
+                    "metric": check.metric,
+                    "value": None if check.value is None else round(check.value, 4),
+                    "limit": f"{check.direction} {check.limit:g}",
+                    "status": "CROSSED"
+                    if check.crossed
+                    else ("no data" if check.value is None else "ok"),
+                    "predictions": metrics.get("count"),
+                }
+            )
+    create_table_artifact(
+        key="ia-continu-performance",
+        table=rows,
+        description="Performance over 24 h and 7 d vs seed 001's thresholds",
+    )
+
+
+@flow(name="monitor_performance", on_failure=[alert_flow_failure])
+def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
+    settings, engine = settings_and_engine()
+    task_kind = get_family(settings.family).task
+    results = {name: window(hours) for name, hours in WINDOWS.items()}
+    checks = {
+        name: decision.performance_checks(m, settings, task=task_kind)
+        for name, m in results.items()
+    }
+    publish_table(results, checks)
+
+    # Only the recent window alerts: the 7-day one is context, and would keep alerting for
+    # a week after a problem is fixed.
+    bad = decision.crossed(checks[alert_window])
+    event_id = None
+    if bad:
+        with session_scope(engine) as session:
+            version = registry.champion_version(session, settings.family.value)
+        text = "; ".join(c.describe() for c in bad)
+        notify(
+            Alert(
+                "Model performance below thresholds",
+                f"{alert_window}: {text}",
+                Severity.warning,
+                {"model_version": version, "predictions": results[alert_window].get("count")},
+                key=f"performance-{settings.family.value}",
+            )
+        )
+        event = emit_event(
+            event=PERFORMANCE_EVENT,
+            resource=model_resource(settings, version),
+            payload={
+                "window": alert_window,
+                "crossed": [c.metric for c in bad],
+                "metrics": {c.metric: c.value for c in bad},
+            },
+        )
+        event_id = str(event.id) if event else None
+    get_run_logger().info("performance: %d threshold(s) crossed", len(bad))
+    return {"metrics": results, "crossed": [c.metric for c in bad], "event_id": event_id}
+
+
+if __name__ == "__main__":
+    monitor_performance()

@@ -1,0 +1,143 @@
+"""Flow tests: the flows run for real under one Prefect test server per session, against
+the real app, a real SQLite database, a real MLflow store and a real webhook receiver.
+
+Flows read their settings from the environment (``get_settings()``), as they do when a
+Prefect worker runs them, so ``flow_settings`` exports the test's settings as IA_CONTINU_*
+variables and clears the cached settings object.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from notifications import reset_cooldowns
+from notifications.receiver import WebhookReceiver
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One Prefect server for the whole session (it takes ~25 s to start)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    # SQLite only here: the SQL the flows run is covered on PostgreSQL by tests/api and
+    # tests/core; the flows add orchestration, which does not depend on the backend.
+    return f"sqlite:///{tmp_path / 'ia_continu.db'}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as r:
+        yield r
+
+
+@pytest.fixture
+def flow_settings(prefect_server, settings, receiver, monkeypatch):
+    from ia_continu.config import get_settings
+
+    env = {
+        "ENVIRONMENT": settings.environment,
+        "DATA_DIR": str(settings.data_dir),
+        "DATABASE_URL": settings.database_url,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_ARTIFACTS_DIR": str(settings.mlflow_artifacts_dir),
+        "MODEL_NAME_PREFIX": settings.model_name_prefix,
+        "API_KEY": settings.effective_api_key,
+        "FAMILY": settings.family.value,
+        "ALERT_COOLDOWN_SECONDS": "0",
+        "DISCORD_WEBHOOK_URL": receiver.url,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(f"IA_CONTINU_{key}", value)
+    get_settings.cache_clear()
+    reset_cooldowns()
+    yield get_settings()
+    get_settings.cache_clear()
+    reset_cooldowns()
+
+
+def flush(client) -> None:
+    """Predictions are logged in batches after the answer: wait until they are in the DB."""
+    assert client.app.state.runtime.writer.flush(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """The real app under uvicorn on a loopback port, in a thread; can stop and restart."""
+
+    def __init__(self, settings, port: int) -> None:
+        self.settings, self.port = settings, port
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        import uvicorn
+
+        from api.main import create_app
+
+        config = uvicorn.Config(
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            loop="asyncio",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=30)
+            self._server = None
+
+
+@pytest.fixture
+def live_server(settings) -> Iterator[LiveServer]:
+    server = LiveServer(settings, free_port())
+    yield server
+    server.stop()
+
+
+def events_named(api_url: str, name: str) -> list[dict]:
+    """Events stored by the Prefect server, read through its REST API."""
+    import httpx
+
+    r = httpx.post(
+        f"{api_url}/events/filter",
+        json={"filter": {"event": {"name": [name]}}, "limit": 50},
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()["events"]
+
+
+__all__ = ["LiveServer", "events_named", "flush", "free_port", "os"]
