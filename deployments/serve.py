@@ -62,9 +62,14 @@ def build_deployments():
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``python -m deployments.serve [deployment-name ...]``: all of them by default."""
+    import sys
+
+    only = set(sys.argv[1:] if argv is None else argv)
+    deployments = [d for d in build_deployments() if not only or d.name in only]
     # pause_on_shutdown=False: a Ctrl-C must not leave the schedules paused for next time.
-    serve(*build_deployments(), pause_on_shutdown=False)
+    serve(*deployments, pause_on_shutdown=False)
 
 
 if __name__ == "__main__":
