@@ -231,7 +231,7 @@
   }
 
   function drawChart(svg, labels, values, { kind, format, band }) {
-    const W = 300, H = 140, L = 36, R = 8, T = 10, B = 22;
+    const W = 300, H = 140, L = 36, R = 16, T = 10, B = 22;
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     svg.replaceChildren();
     const known = values.filter(isNum);
@@ -254,7 +254,9 @@
     }
     labels.forEach((lab, i) => {
       if (n <= 7 || i % Math.ceil(n / 7) === 0) {
-        svg.append(svgEl("text", { x: x(i), y: H - 6, "text-anchor": "middle", class: "tick" }, lab));
+        // The last label ends at its point so it never runs past the right edge.
+        const anchor = i === n - 1 && n > 1 ? "end" : "middle";
+        svg.append(svgEl("text", { x: x(i) + (anchor === "end" ? 6 : 0), y: H - 6, "text-anchor": anchor, class: "tick" }, lab));
       }
     });
     if (kind === "bar") {
