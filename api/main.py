@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.routes import dashboard, drift, generate, health, models, predict, retrain
+from api.routes import (
+    actuals,
+    dashboard,
+    drift,
+    feature_flags,
+    generate,
+    health,
+    models,
+    monitoring,
+    predict,
+    retrain,
+)
 from api.routes import metrics as metrics_route
 from api.runtime import Runtime
 from ia_continu import __version__
@@ -34,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Continuous ML: serve, roll out, measure, detect drift, retrain, alert.",
         lifespan=lifespan,
     )
-    for module in (health, generate, predict, retrain, models, metrics_route, drift, dashboard):
+    for module in (health, generate, predict, retrain, models, metrics_route, drift, dashboard,
+                   feature_flags, actuals, monitoring):
         app.include_router(module.router)
 
     @app.exception_handler(Exception)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
 
     max_batch_rows: int = Field(50_000, ge=1, description="rows accepted by one /predict/batch")
+    max_actuals_per_call: int = Field(
+        100_000, ge=1, description="outcomes accepted by one POST /api/actuals"
+    )
 
     # --- prediction log ------------------------------------------------------------------
     log_batch_size: int = Field(500, ge=1, description="rows per group commit")

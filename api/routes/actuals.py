@@ -1,0 +1,63 @@
+"""``POST /api/actuals``: actual outcomes, joined to the predictions they belong to."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.deps import Admin, RuntimeDep, SessionDep
+from api.schemas import Identifier
+from ia_continu.actuals import InvalidActual, record_actuals
+
+router = APIRouter(prefix="/api", tags=["monitoring"])
+
+
+class ActualItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: Identifier | None = None
+    booking_id: Identifier | None = None
+    actual: Annotated[float, Field(allow_inf_nan=False, description="the real outcome")]
+
+    @model_validator(mode="after")
+    def _one_id(self) -> ActualItem:
+        if not self.request_id and not self.booking_id:
+            raise ValueError("give a request_id or a booking_id")
+        return self
+
+
+class ActualsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actuals: list[ActualItem] = Field(min_length=1)
+
+
+class ActualsPublic(BaseModel):
+    received: int
+    updated: int
+    unknown_request_ids: list[str]
+    unknown_booking_ids: list[str]
+
+
+@router.post(
+    "/actuals",
+    response_model=ActualsPublic,
+    dependencies=[Admin],
+    responses={413: {"description": "too many items in one call"}},
+)
+def post_actuals(body: ActualsRequest, runtime: RuntimeDep, session: SessionDep) -> Any:
+    limit = runtime.settings.max_actuals_per_call
+    if len(body.actuals) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{len(body.actuals)} actuals: at most {limit} per call; split them",
+        )
+    # A prediction answered a moment ago may still be queued: write it first, or its
+    # outcome would be reported as unknown.
+    runtime.writer.flush(timeout=5.0)
+    try:
+        return record_actuals(
+            session, runtime.settings, [item.model_dump(exclude_none=True) for item in body.actuals]
+        )
+    except InvalidActual as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None

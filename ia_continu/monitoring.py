@@ -1,0 +1,282 @@
+"""Monitoring figures over the prediction log (seed 001), computed by the database.
+
+Every figure is an aggregate query, the same SQL on SQLite and PostgreSQL: the service never
+loads a window's rows into Python, so a week of traffic costs one indexed scan, not memory.
+
+Which rows count:
+- ``count``, ``avg_confidence`` and ``avg_prediction_time_ms`` cover every prediction answered
+  in the window;
+- ``labeled_count`` and the quality metrics (MAE, RMSE, R², accuracy rate, precision, recall,
+  F1) cover only the rows whose actual outcome is known;
+- ``lift`` covers the shadow rows: both the ML and the fallback answer logged, and an actual.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from ia_continu import rollout
+from ia_continu.config import Settings
+from ia_continu.families import get_family
+from ia_continu.models import PredictionLog, utcnow
+
+P = PredictionLog
+
+
+def _when(cond: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
+    return case((cond, value), else_=None)
+
+
+def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((cond, 1), else_=0))
+
+
+def _quality_columns() -> list[ColumnElement[Any]]:
+    """Aggregates shared by the window and per-day figures (labelled in this order)."""
+    has_actual = P.actual.is_not(None)
+    diff = P.prediction - P.actual
+    positive_pred, positive_actual = P.prediction == 1.0, P.actual == 1.0
+    return [
+        func.count().label("count"),
+        func.avg(P.confidence).label("avg_confidence"),
+        func.avg(P.latency_ms).label("avg_latency_ms"),
+        func.count(P.actual).label("labeled"),
+        func.sum(func.abs(_when(has_actual, diff))).label("sum_abs"),
+        func.sum(_when(has_actual, diff * diff)).label("ss_res"),
+        func.sum(P.actual).label("sum_a"),
+        func.sum(P.actual * P.actual).label("sum_a2"),
+        _count_if(has_actual & (P.is_accurate == True)).label("accurate"),  # noqa: E712
+        _count_if(has_actual & positive_pred & positive_actual).label("tp"),
+        _count_if(has_actual & positive_pred & ~positive_actual).label("fp"),
+        _count_if(has_actual & ~positive_pred & positive_actual).label("fn"),
+    ]
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _finish(row: Any, task: str) -> dict[str, Any]:
+    """Turn the sums into figures (a handful of scalars: the rows stayed in the DB)."""
+    n, labeled = int(row.count or 0), int(row.labeled or 0)
+    out: dict[str, Any] = {
+        "count": n,
+        "labeled_count": labeled,
+        "avg_confidence": _round(row.avg_confidence),
+        "avg_prediction_time_ms": _round(row.avg_latency_ms),
+        "mae": None,
+        "rmse": None,
+        "r2": None,
+        "accuracy_rate": None,
+    }
+    if labeled:
+        ss_res = float(row.ss_res or 0.0)
+        # SS_tot = Σa² - (Σa)²/n: one pass, no sub-query for the mean.
+        ss_tot = float(row.sum_a2 or 0.0) - float(row.sum_a or 0.0) ** 2 / labeled
+        out["mae"] = _round(float(row.sum_abs or 0.0) / labeled)
+        out["rmse"] = _round(math.sqrt(ss_res / labeled))
+        # A constant actual has no variance to explain: R² is undefined, not 1 or -inf.
+        out["r2"] = _round(1.0 - ss_res / ss_tot) if ss_tot > 1e-12 * max(labeled, 1) else None
+        out["accuracy_rate"] = _round(int(row.accurate or 0) / labeled)
+    if task == "classification":
+        tp, fp, fn = int(row.tp or 0), int(row.fp or 0), int(row.fn or 0)
+        precision = _ratio(tp, tp + fp) if labeled else None
+        recall = _ratio(tp, tp + fn) if labeled else None
+        # scikit-learn's zero_division=0: no positive predicted (or present) scores 0.
+        if labeled:
+            precision, recall = precision or 0.0, recall or 0.0
+        f1 = None
+        if labeled:
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out.update(precision=_round(precision), recall=_round(recall), f1=_round(f1))
+    return out
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _task(family: str) -> str:
+    return get_family(family).task
+
+
+def _window(family: str, since: datetime) -> ColumnElement[bool]:
+    return and_(P.family == family, P.created_at >= since)
+
+
+def window_metrics(
+    session: Session, family: str, hours: float, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Seed 001's ``get_metrics(hours)``: figures over the last ``hours``."""
+    since = (now or utcnow()) - timedelta(hours=hours)
+    task = _task(family)
+    row = session.execute(select(*_quality_columns()).where(_window(family, since))).one()
+    out = {"period_hours": hours, "family": family, **_finish(row, task)}
+    out["lift"] = shadow_lift(session, family, since, task)
+    return out
+
+
+def shadow_lift(session: Session, family: str, since: datetime, task: str) -> dict[str, Any]:
+    """ML against the heuristic on the same requests (seed 000's A/B step).
+
+    Regression compares MAE (lift = fallback MAE - ML MAE), classification compares accuracy
+    (lift = ML accuracy - fallback accuracy): a positive lift means ML is better.
+    """
+    both = and_(
+        _window(family, since),
+        P.ml_prediction.is_not(None),
+        P.fallback_prediction.is_not(None),
+        P.actual.is_not(None),
+    )
+    if task == "classification":
+        ml_col = func.avg(case((P.ml_prediction == P.actual, 1.0), else_=0.0))
+        fb_col = func.avg(case((P.fallback_prediction == P.actual, 1.0), else_=0.0))
+        metric = "accuracy"
+    else:
+        ml_col = func.avg(func.abs(P.ml_prediction - P.actual))
+        fb_col = func.avg(func.abs(P.fallback_prediction - P.actual))
+        metric = "mae"
+    n, ml, fb = session.execute(select(func.count(), ml_col, fb_col).where(both)).one()
+    lift = None
+    if n:
+        lift = float(ml) - float(fb) if metric == "accuracy" else float(fb) - float(ml)
+    return {
+        "count": int(n or 0),
+        "metric": metric,
+        "ml": _round(ml),
+        "fallback": _round(fb),
+        "lift": _round(lift),
+    }
+
+
+def daily_metrics(
+    session: Session, family: str, days: int, *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """One entry per UTC day, oldest first; days without traffic are present with count 0."""
+    now = now or utcnow()
+    first = now.date() - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time())
+    # date() exists on both backends (a string on SQLite, a date on PostgreSQL).
+    day = func.date(P.created_at).label("day")
+    task = _task(family)
+    rows = session.execute(
+        select(day, *_quality_columns()).where(_window(family, since)).group_by(day)
+    ).all()
+    by_day = {_as_date(r.day): _finish(r, task) for r in rows}
+    empty = _finish(_EmptyRow(), task)
+    return [
+        {"date": d.isoformat(), **by_day.get(d, empty)}
+        for d in (first + timedelta(days=i) for i in range(days))
+    ]
+
+
+class _EmptyRow:
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+_PUBLIC = (
+    P.id,
+    P.request_id,
+    P.booking_id,
+    P.driver_id,
+    P.prediction,
+    P.confidence,
+    P.risk_level,
+    P.contributing_factors,
+    P.model_version,
+    P.latency_ms,
+    P.decision,
+    P.served_by,
+    P.rollout_percentage,
+    P.ml_prediction,
+    P.fallback_prediction,
+    P.actual,
+    P.error,
+    P.is_accurate,
+    P.created_at,
+    P.actual_at,
+)
+
+
+def _public(row: Any) -> dict[str, Any]:
+    d = dict(row._mapping)
+    for key in ("created_at", "actual_at"):
+        if d[key] is not None:
+            d[key] = d[key].isoformat()
+    return d
+
+
+def recent_predictions(session: Session, family: str, limit: int) -> list[dict[str, Any]]:
+    """The latest ``limit`` predictions, newest first."""
+    rows = session.execute(
+        select(*_PUBLIC)
+        .where(P.family == family)
+        .order_by(P.created_at.desc(), P.id.desc())
+        .limit(limit)
+    ).all()
+    return [_public(r) for r in rows]
+
+
+def anomalies(
+    session: Session,
+    family: str,
+    threshold: float,
+    hours: float = 24,
+    *,
+    limit: int = 100,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Predictions whose error exceeds ``threshold`` in the last ``hours``, worst first.
+
+    ``count`` is every such row; ``anomalies`` lists at most ``limit`` of them.
+    """
+    since = (now or utcnow()) - timedelta(hours=hours)
+    cond = and_(_window(family, since), P.error > threshold)
+    count = session.scalar(select(func.count()).where(cond)) or 0
+    rows = session.execute(
+        select(*_PUBLIC).where(cond).order_by(P.error.desc(), P.id.desc()).limit(limit)
+    ).all()
+    return {
+        "threshold": threshold,
+        "period_hours": hours,
+        "count": int(count),
+        "anomalies": [_public(r) for r in rows],
+    }
+
+
+def summary(session: Session, settings: Settings) -> dict[str, Any]:
+    """Seed 001's summary: totals, 24 h and 7 d figures, the rollout, the anomaly count."""
+    family = settings.family.value
+    now = utcnow()
+    state = rollout.read_state(session, settings)
+    flag_stats = rollout.stats(session, family, state.stats_since)
+    total = session.scalar(select(func.count()).where(P.family == family)) or 0
+    found = anomalies(session, family, settings.anomaly_threshold, 24, limit=0, now=now)
+    return {
+        "family": family,
+        "total_predictions": int(total),
+        "metrics_24h": window_metrics(session, family, 24, now=now),
+        "metrics_7d": window_metrics(session, family, 168, now=now),
+        "feature_flags": {
+            "ml_enabled": state.enabled,
+            "ml_traffic_percentage": state.percentage,
+            "fallback_on_error": state.fallback_on_error,
+            "shadow_rate": state.shadow_rate,
+            "ml_requests": flag_stats["ml_requests"],
+            "ml_success_rate": flag_stats["ml_success_rate"],
+            "health": rollout.health(flag_stats, state, settings)["status"],
+        },
+        "anomaly_threshold": settings.anomaly_threshold,
+        "anomalies_count": found["count"],
+        "timestamp": now.isoformat() + "Z",
+    }
