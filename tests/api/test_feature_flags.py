@@ -154,3 +154,19 @@ def test_reset_stats_starts_counting_from_now(trained_client):
     assert r.status_code == 200 and r.json()["status"]["stats"]["total_requests"] == 0
     client.post("/predict", json={"features": [0.5, 0.1], "request_id": "after"})
     assert _status(client)["stats"]["total_requests"] == 1
+
+
+def test_error_rate_alarm_fires_after_100_ml_requests_and_health_is_critical(trained_client):
+    client = trained_client
+    client.post(f"{FF}/ml/config", json={"shadow_rate": 0}, headers=ADMIN)
+    _break_the_model(client)
+    alarm = client.app.state.runtime.predictor.alarm
+    ids = [f"boom-{i}" for i in range(99)]
+    client.post("/predict/batch", json={"features": [[0.1, 0.2]] * 99, "request_ids": ids})
+    assert not alarm.firing  # 99 ML requests: not enough to judge
+    client.post("/predict", json={"features": [0.1, 0.2], "request_id": "boom-99"})
+    assert alarm.firing
+    assert client.app.state.runtime.writer.flush(timeout=30)
+    health = client.get(f"{FF}/ml/health").json()
+    assert health["status"] == "critical" and health["ml_requests"] == 100
+    assert "above 20%" in health["reason"]
