@@ -90,6 +90,32 @@ def _wait_http(url: str, timeout: float, child: Child) -> None:
     )
 
 
+DEPLOYMENTS = ("health-check", "backfill-actuals", "monitor-performance", "detect-drift", "retrain")
+
+
+def wait_deployments(prefect_api: str, timeout: float, child: Child | None = None) -> None:
+    """Until the flow server has registered every deployment (~40 s on a fresh server)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and child.process.poll() is not None:
+            raise RuntimeError(
+                f"{child.name} exited ({child.process.returncode}): see {child.log_path}"
+            )
+        try:
+            r = httpx.post(f"{prefect_api}/deployments/filter", json={}, timeout=5)
+            if r.status_code == 200 and set(DEPLOYMENTS) <= {d["name"] for d in r.json()}:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(
+        f"deployments not registered after {timeout:.0f} s"
+        + (f": see {child.log_path}" if child else "")
+    )
+
+
 def _print_alerts(receiver, stop: threading.Event) -> None:
     seen = 0
     while not stop.wait(0.5):
