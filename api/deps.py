@@ -16,7 +16,9 @@ from ia_continu.db import session_scope
 from ia_continu.families import ModelFamily
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a sync dependency in its thread pool, and that hop per
+    # request cost about a third of /predict's CPU (py-spy, bench/).
     return request.app.state.runtime
 
 

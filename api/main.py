@@ -6,8 +6,10 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from api.metrics import HttpMetricsMiddleware
 from api.routes import (
     actuals,
     dashboard,
@@ -45,9 +47,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Continuous ML: serve, roll out, measure, detect drift, retrain, alert.",
         lifespan=lifespan,
     )
-    for module in (health, generate, predict, retrain, models, metrics_route, drift, dashboard,
-                   feature_flags, actuals, monitoring):
+    app.add_middleware(HttpMetricsMiddleware)
+    for module in (
+        health,
+        generate,
+        predict,
+        retrain,
+        models,
+        metrics_route,
+        drift,
+        dashboard,
+        feature_flags,
+        actuals,
+        monitoring,
+    ):
         app.include_router(module.router)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            # Our own 422s carry one sentence ("expected 2 features ..."), FastAPI's carry a
+            # list of field errors: document both, so clients and fuzzers know either comes.
+            error = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+            if error is not None:
+                listed = error["properties"]["detail"]
+                error["properties"]["detail"] = {
+                    "anyOf": [listed, {"type": "string"}],
+                    "title": "Detail",
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

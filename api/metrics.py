@@ -7,6 +7,7 @@ counters add up across workers whichever worker answers the scrape.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -37,20 +38,32 @@ predictions_total = Counter(
     "predictions_total", "Predictions answered", ["model_type", "served_by", "decision"]
 )
 prediction_latency = Histogram(
-    "prediction_latency_seconds", "Time to score one /predict call (model work only)",
-    ["model_type"], buckets=LATENCY_BUCKETS,
+    "prediction_latency_seconds",
+    "Time to score one /predict call (model work only)",
+    ["model_type"],
+    buckets=LATENCY_BUCKETS,
 )
-active_models = Gauge("active_models_count", "Models loaded and serving (0 = fallback only)",
-                      multiprocess_mode="livemax")
+active_models = Gauge(
+    "active_models_count",
+    "Models loaded and serving (0 = fallback only)",
+    multiprocess_mode="livemax",
+)
 training_total = Counter("training_total", "Training runs", ["model_type", "status"])
-rollout_percentage = Gauge("ml_rollout_percentage", "Share of traffic routed to ML (0-100)",
-                           multiprocess_mode="livemax")
-rollout_enabled = Gauge("ml_rollout_enabled", "1 when the ML flag is on", multiprocess_mode="livemax")
-log_pending = Gauge("prediction_log_pending_rows", "Answered predictions not yet in the DB",
-                    multiprocess_mode="livesum")
+rollout_percentage = Gauge(
+    "ml_rollout_percentage", "Share of traffic routed to ML (0-100)", multiprocess_mode="livemax"
+)
+rollout_enabled = Gauge(
+    "ml_rollout_enabled", "1 when the ML flag is on", multiprocess_mode="livemax"
+)
+log_pending = Gauge(
+    "prediction_log_pending_rows",
+    "Answered predictions not yet in the DB",
+    multiprocess_mode="livesum",
+)
 log_written = Counter("prediction_log_written_rows", "Prediction rows written to the DB")
-model_info = Gauge("champion_version", "Champion version served by this process",
-                   multiprocess_mode="livemax")
+model_info = Gauge(
+    "champion_version", "Champion version served by this process", multiprocess_mode="livemax"
+)
 
 _bound: dict = {}
 _lock = threading.Lock()
@@ -74,10 +87,8 @@ def refresh_gauges(rollout_state=None) -> None:
     holder, writer = _bound.get("holder"), _bound.get("writer")
     if holder is not None:
         active_models.set(1 if holder.current is not None else 0)
-        try:
+        with contextlib.suppress(ValueError):  # versions are numbers in MLflow's registry
             model_info.set(float(holder.current.version) if holder.current else 0)
-        except ValueError:
-            pass
     if writer is not None:
         log_pending.set(writer.pending)
         with _lock:
@@ -100,8 +111,12 @@ def exposition() -> tuple[bytes, str]:
 
 
 http_requests = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
-http_duration = Histogram("http_request_duration_seconds", "HTTP request duration",
-                          ["method", "route"], buckets=LATENCY_BUCKETS)
+http_duration = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
 
 
 class HttpMetricsMiddleware:

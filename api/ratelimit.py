@@ -31,7 +31,9 @@ def client_key(request: Request) -> str:
 def limit(setting_name: str):
     """A dependency enforcing the limit named by a setting (e.g. ``rate_limit_predict``)."""
 
-    def dependency(request: Request) -> None:
+    # async: the limiter is in memory and never blocks, and a sync dependency would cost a
+    # thread-pool hop on every /predict (see api/deps.py).
+    async def dependency(request: Request) -> None:
         settings = request.app.state.runtime.settings
         if not settings.rate_limit_enabled:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -12,8 +13,8 @@ from api import metrics
 from ia_continu import migrate, rollout
 from ia_continu.config import Settings
 from ia_continu.db import make_engine
-from ia_continu.predictor import Predictor
 from ia_continu.prediction_log import PredictionLogWriter
+from ia_continu.predictor import Predictor
 from ia_continu.serving import ModelHolder
 from notifications import Alert, Severity, notify
 
@@ -36,7 +37,20 @@ class Runtime:
         engine = make_engine(settings.database_url, connect_retries=5)
         if settings.migrate_on_start:
             migrate.upgrade(engine)
-        holder = ModelHolder(settings, engine, on_load_failure=_alert_load_failure)
+        alert = _alerter(settings)
+        holder = ModelHolder(
+            settings,
+            engine,
+            on_load_failure=lambda version, error: alert(
+                Alert(
+                    "Champion model failed to load",
+                    error,
+                    Severity.critical,
+                    {"version": version},
+                    key=f"load-failure-{version}",
+                )
+            ),
+        )
         try:
             holder.refresh(force=True)
         except Exception as exc:  # registry unreachable: start on the fallback, say so
@@ -52,8 +66,33 @@ class Runtime:
             spool_dir=settings.data_dir / "spool",
         )
         writer.start()
-        alarm = rollout.ErrorRateAlarm(settings, _alert_error_rate)
-        predictor = Predictor(settings, holder, flags, writer, alarm, observe=metrics.observe_predictions)
+        alarm = rollout.ErrorRateAlarm(
+            settings,
+            lambda rate, ml, failures: alert(
+                Alert(
+                    "High ML error rate",
+                    f"ML error rate {rate:.1%}: consider disabling ML",
+                    Severity.critical,
+                    {"ml_requests": ml, "failures": failures},
+                    key="rollout-error-rate",
+                )
+            ),
+        )
+        # Benchmark knob only (bench/): the same app with the prediction log switched off.
+        log_enabled = os.environ.get("IA_CONTINU_PREDICTION_LOG_ENABLED", "true").lower() not in (
+            "0",
+            "false",
+            "no",
+            "off",
+        )
+        predictor = Predictor(
+            settings,
+            holder,
+            flags,
+            writer if log_enabled else None,
+            alarm,
+            observe=metrics.observe_predictions,
+        )
         holder.start_polling()
         metrics.bind_runtime(holder, writer, settings)
         return cls(settings, engine, holder, flags, writer, predictor)
@@ -65,12 +104,11 @@ class Runtime:
         self.engine.dispose()
 
 
-def _alert_load_failure(version: str, error: str) -> None:
-    notify(Alert("Champion model failed to load", error, Severity.critical,
-                 {"version": version}, key=f"load-failure-{version}"))
+def _alerter(settings: Settings):
+    """notify() bound to this process's settings (webhook URL and cooldown)."""
+    url = settings.discord_webhook_url.get_secret_value() if settings.discord_webhook_url else None
 
+    def send(alert: Alert) -> None:
+        notify(alert, webhook_url=url or None, cooldown=settings.alert_cooldown_seconds)
 
-def _alert_error_rate(rate: float, ml_requests: int, failures: int) -> None:
-    notify(Alert("High ML error rate", f"ML error rate {rate:.1%}: consider disabling ML",
-                 Severity.critical, {"ml_requests": ml_requests, "failures": failures},
-                 key="rollout-error-rate"))
+    return send

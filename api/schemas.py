@@ -28,7 +28,9 @@ class GenerateRequest(BaseModel):
         description="None: seed 004's clock (odd hours drift by 0.5); true/false to force; "
         "a number sets the shift",
     )
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="random seed, for repeatable data")
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, description="random seed, for repeatable data"
+    )
 
 
 class GeneratePublic(BaseModel):
@@ -52,7 +54,8 @@ class PredictRequest(BaseModel):
         examples=[[0.5, -1.2]],
     )
     request_id: Identifier | None = Field(
-        None, description="Sticky rollout key and the join key for actual outcomes; generated if absent"
+        None,
+        description="Sticky rollout key and the join key for actual outcomes; generated if absent",
     )
     booking_id: Identifier | None = None
     driver_id: Identifier | None = None
@@ -96,7 +99,9 @@ class PredictBatchPublic(BaseModel):
 
 class RetrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    generation_id: int | None = Field(None, ge=1, description="dataset to train on; latest if absent")
+    generation_id: int | None = Field(
+        None, ge=1, description="dataset to train on; latest if absent"
+    )
     force: bool = Field(False, description="promote even if the challenger is worse")
     reason: str = Field("manual", max_length=500)
 

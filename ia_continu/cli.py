@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="ia-continu: continuous ML on one machine or many.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="ia-continu: continuous ML on one machine or many.",
+)
 
 
 @app.callback()

@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     # --- flows ---------------------------------------------------------------------------
     health_check_interval_seconds: int = 60
     ground_truth_delay_seconds: float = Field(
-        60.0, ge=0, description="how long after a prediction the built-in source reveals its outcome"
+        60.0,
+        ge=0,
+        description="how long after a prediction the built-in source reveals its outcome",
     )
 
     @field_validator("database_url")

@@ -67,7 +67,9 @@ def generate_dataset(
     return dataset
 
 
-def load_dataset(session: Session, family: ModelFamily, generation_id: int | None = None) -> LoadedDataset:
+def load_dataset(
+    session: Session, family: ModelFamily, generation_id: int | None = None
+) -> LoadedDataset:
     """The chosen dataset of this family, or the latest one."""
     query = select(Dataset.generation_id).where(Dataset.family == family.name)
     if generation_id is not None:

@@ -45,7 +45,11 @@ def make_engine(url: str, *, connect_retries: int = 0) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(
-            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5}
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            connect_args={"connect_timeout": 5},
         )
     for attempt in range(connect_retries + 1):
         try:

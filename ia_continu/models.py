@@ -108,7 +108,9 @@ class ModelEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     family: Mapped[str] = mapped_column(String(32))
-    event: Mapped[str] = mapped_column(String(32))  # retrain, promote, reject, rollback, failed, ...
+    event: Mapped[str] = mapped_column(
+        String(32)
+    )  # retrain, promote, reject, rollback, failed, ...
     version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     previous_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -136,8 +136,12 @@ class PredictionLogWriter:
                 if self._stopping:
                     return  # stop() spools what is left
                 backoff = min(max(backoff * 2, 0.2), 5.0)
-                log.warning("prediction log: write failed (%s); %d rows pending, retry in %.1fs",
-                            self.last_error, self.pending, backoff)
+                log.warning(
+                    "prediction log: write failed (%s); %d rows pending, retry in %.1fs",
+                    self.last_error,
+                    self.pending,
+                    backoff,
+                )
                 with self._cond:
                     self._cond.wait(backoff)
                 continue

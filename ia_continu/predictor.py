@@ -36,9 +36,15 @@ class Context:
 
 
 class Predictor:
-    def __init__(self, settings: Settings, holder: ModelHolder, flags: rollout.RolloutCache,
-                 writer: PredictionLogWriter | None, alarm: rollout.ErrorRateAlarm | None = None,
-                 observe=None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        holder: ModelHolder,
+        flags: rollout.RolloutCache,
+        writer: PredictionLogWriter | None,
+        alarm: rollout.ErrorRateAlarm | None = None,
+        observe=None,
+    ) -> None:
         self.settings = settings
         self.holder = holder
         self.family: ModelFamily = holder.family
@@ -70,7 +76,8 @@ class Predictor:
         shadow = np.zeros(n, bool)
         if served is not None and state.shadow_rate > 0:
             shadow = np.fromiter(
-                (rollout.in_shadow_sample(i, state.shadow_rate) for i in ids), bool, n)
+                (rollout.in_shadow_sample(i, state.shadow_rate) for i in ids), bool, n
+            )
 
         ml_rows = use_ml | shadow
         ml_scores: Scores | None = None
@@ -112,8 +119,9 @@ class Predictor:
                 "served_by": "ml" if by_ml else "fallback",
                 "decision": str(decision[i]),
                 "risk_level": src.risk_level[j] if src.risk_level else None,
-                "contributing_factors": (src.contributing_factors[j]
-                                         if src.contributing_factors else None),
+                "contributing_factors": (
+                    src.contributing_factors[j] if src.contributing_factors else None
+                ),
                 "latency_ms": round(latency_ms, 4),
                 "timestamp": now.isoformat() + "Z",
             }
@@ -121,26 +129,28 @@ class Predictor:
                 result["probability"] = round(float(src.extra["probability"][j]), 6)
             out.append(result)
             ctx = contexts[i]
-            rows.append({
-                "request_id": ids[i],
-                "booking_id": ctx.booking_id,
-                "driver_id": ctx.driver_id,
-                "family": self.family.name,
-                "features": features[i],
-                "prediction": prediction,
-                "confidence": result["confidence"],
-                "risk_level": result["risk_level"],
-                "contributing_factors": result["contributing_factors"],
-                "model_version": result["model_version"],
-                "latency_ms": latency_ms,
-                "decision": result["decision"],
-                "served_by": result["served_by"],
-                "rollout_percentage": state.percentage if state.enabled else 0.0,
-                "ml_prediction": ml_value,
-                "fallback_prediction": fb_value,
-                "created_at": now,
-                "updated_at": now,
-            })
+            rows.append(
+                {
+                    "request_id": ids[i],
+                    "booking_id": ctx.booking_id,
+                    "driver_id": ctx.driver_id,
+                    "family": self.family.name,
+                    "features": features[i],
+                    "prediction": prediction,
+                    "confidence": result["confidence"],
+                    "risk_level": result["risk_level"],
+                    "contributing_factors": result["contributing_factors"],
+                    "model_version": result["model_version"],
+                    "latency_ms": latency_ms,
+                    "decision": result["decision"],
+                    "served_by": result["served_by"],
+                    "rollout_percentage": state.percentage if state.enabled else 0.0,
+                    "ml_prediction": ml_value,
+                    "fallback_prediction": fb_value,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         if self.writer is not None:
             self.writer.submit(rows)
         self._record_alarm(int((decision == rollout.ML).sum()) + ml_failed, ml_failed)

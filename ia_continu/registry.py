@@ -47,8 +47,9 @@ def mlflow_client(settings: Settings):
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri,
-                        registry_uri=settings.mlflow_tracking_uri)
+    return MlflowClient(
+        tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+    )
 
 
 def ensure_experiment(settings: Settings) -> str:
@@ -148,38 +149,77 @@ def champion_version(session: Session, family: str) -> str | None:
 
 def champion_marker(session: Session, family: str) -> int:
     """A cheap token that changes whenever the champion may have changed (for polling)."""
-    return session.scalar(
-        select(ChampionHistory.id).where(ChampionHistory.family == family)
-        .order_by(ChampionHistory.id.desc()).limit(1)
-    ) or 0
+    return (
+        session.scalar(
+            select(ChampionHistory.id)
+            .where(ChampionHistory.family == family)
+            .order_by(ChampionHistory.id.desc())
+            .limit(1)
+        )
+        or 0
+    )
 
 
 def champion_history(session: Session, family: str, limit: int = 50) -> list[dict[str, Any]]:
     rows = session.scalars(
-        select(ChampionHistory).where(ChampionHistory.family == family)
-        .order_by(ChampionHistory.id.desc()).limit(limit)
+        select(ChampionHistory)
+        .where(ChampionHistory.family == family)
+        .order_by(ChampionHistory.id.desc())
+        .limit(limit)
     ).all()
     return [
-        {"action": r.action, "version": r.version, "previous_version": r.previous_version,
-         "reason": r.reason, "at": r.created_at.isoformat()}
+        {
+            "action": r.action,
+            "version": r.version,
+            "previous_version": r.previous_version,
+            "reason": r.reason,
+            "at": r.created_at.isoformat(),
+        }
         for r in rows
     ]
 
 
-def record_event(session: Session, family: str, event: str, *, version: str | None = None,
-                 previous_version: str | None = None, reason: str = "",
-                 metrics: dict[str, Any] | None = None) -> ModelEvent:
-    row = ModelEvent(family=family, event=event, version=version,
-                     previous_version=previous_version, reason=reason, metrics=metrics)
+def record_event(
+    session: Session,
+    family: str,
+    event: str,
+    *,
+    version: str | None = None,
+    previous_version: str | None = None,
+    reason: str = "",
+    metrics: dict[str, Any] | None = None,
+) -> ModelEvent:
+    row = ModelEvent(
+        family=family,
+        event=event,
+        version=version,
+        previous_version=previous_version,
+        reason=reason,
+        metrics=metrics,
+    )
     session.add(row)
     return row
 
 
-def set_champion(session: Session, settings: Settings, version: str, *, reason: str,
-                 action: str = "promote", previous: str | None = None) -> None:
+def set_champion(
+    session: Session,
+    settings: Settings,
+    version: str,
+    *,
+    reason: str,
+    action: str = "promote",
+    previous: str | None = None,
+) -> None:
     """Write the DB history (the source of truth) and move the MLflow alias to match."""
-    session.add(ChampionHistory(family=settings.family.value, action=action, version=version,
-                                previous_version=previous, reason=reason))
+    session.add(
+        ChampionHistory(
+            family=settings.family.value,
+            action=action,
+            version=version,
+            previous_version=previous,
+            reason=reason,
+        )
+    )
     session.flush()
     mlflow_client(settings).set_registered_model_alias(
         settings.registered_model_name, CHAMPION_ALIAS, version
@@ -190,13 +230,16 @@ def promote(session: Session, settings: Settings, version: str, *, reason: str) 
     family = settings.family.value
     version = str(version)
     if not version_exists(settings, version):
-        raise UnknownVersion(f"version {version} of {settings.registered_model_name} does not exist")
+        raise UnknownVersion(
+            f"version {version} of {settings.registered_model_name} does not exist"
+        )
     before = champion_state(session, family)
     if before.version == version:
         return before
     set_champion(session, settings, version, reason=reason, previous=before.version)
-    record_event(session, family, "promote", version=version, previous_version=before.version,
-                 reason=reason)
+    record_event(
+        session, family, "promote", version=version, previous_version=before.version, reason=reason
+    )
     return champion_state(session, family)
 
 
@@ -208,8 +251,20 @@ def rollback(session: Session, settings: Settings, *, reason: str) -> ChampionSt
             "no earlier champion to roll back to"
             + (f" (version {before.version} is the first)" if before.version else "")
         )
-    set_champion(session, settings, before.previous, reason=reason, action="rollback",
-                 previous=before.version)
-    record_event(session, family, "rollback", version=before.previous,
-                 previous_version=before.version, reason=reason)
+    set_champion(
+        session,
+        settings,
+        before.previous,
+        reason=reason,
+        action="rollback",
+        previous=before.version,
+    )
+    record_event(
+        session,
+        family,
+        "rollback",
+        version=before.previous,
+        previous_version=before.version,
+        reason=reason,
+    )
     return champion_state(session, family)

@@ -66,17 +66,27 @@ class RolloutState:
 
 
 def _state(row: RolloutConfig) -> RolloutState:
-    return RolloutState(row.enabled, row.percentage, row.fallback_on_error, row.shadow_rate,
-                        row.stats_since, row.updated_at)
+    return RolloutState(
+        row.enabled,
+        row.percentage,
+        row.fallback_on_error,
+        row.shadow_rate,
+        row.stats_since,
+        row.updated_at,
+    )
 
 
 def _row(session: Session, settings: Settings) -> RolloutConfig:
     row = session.get(RolloutConfig, settings.family.value)
     if row is None:
-        row = RolloutConfig(family=settings.family.value, enabled=settings.ml_enabled,
-                            percentage=settings.ml_traffic_percentage,
-                            fallback_on_error=settings.fallback_on_error,
-                            shadow_rate=settings.shadow_sample_rate, stats_since=utcnow())
+        row = RolloutConfig(
+            family=settings.family.value,
+            enabled=settings.ml_enabled,
+            percentage=settings.ml_traffic_percentage,
+            fallback_on_error=settings.fallback_on_error,
+            shadow_rate=settings.shadow_sample_rate,
+            stats_since=utcnow(),
+        )
         session.add(row)
         session.flush()
     return row
@@ -130,9 +140,14 @@ class RolloutCache:
         except Exception:
             if self._state is None:  # DB down from the start: the settings' initial flag
                 s = self.settings
-                self._state = RolloutState(s.ml_enabled, s.ml_traffic_percentage,
-                                           s.fallback_on_error, s.shadow_sample_rate,
-                                           utcnow(), utcnow())
+                self._state = RolloutState(
+                    s.ml_enabled,
+                    s.ml_traffic_percentage,
+                    s.fallback_on_error,
+                    s.shadow_sample_rate,
+                    utcnow(),
+                    utcnow(),
+                )
             self._stale = False
 
     def invalidate(self) -> None:
@@ -165,8 +180,16 @@ def stats(session: Session, family: str, since: datetime) -> dict[str, Any]:
             func.sum(case((d == ML, 1), else_=0)),
             func.sum(case((d == FALLBACK_ERROR, 1), else_=0)),
             func.sum(case((PredictionLog.served_by == "fallback", 1), else_=0)),
-            func.sum(case((PredictionLog.ml_prediction.is_not(None)
-                           & PredictionLog.fallback_prediction.is_not(None), 1), else_=0)),
+            func.sum(
+                case(
+                    (
+                        PredictionLog.ml_prediction.is_not(None)
+                        & PredictionLog.fallback_prediction.is_not(None),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
         ).where(PredictionLog.family == family, PredictionLog.created_at >= since)
     ).one()
     total, ml, ok, failed, fallback, shadow = (int(v or 0) for v in row)
@@ -191,8 +214,14 @@ def health(stats_: dict[str, Any], state: RolloutState, settings: Settings) -> d
         status, reason = "healthy", "ML disabled: the fallback answers every request"
     elif ml == 0:
         status, reason = "degraded", "no ML requests yet"
-    elif ml >= settings.rollout_error_alert_min_requests and error_rate > settings.rollout_error_alert_rate:
-        status, reason = "critical", f"ML error rate {error_rate:.1%} above {settings.rollout_error_alert_rate:.0%}"
+    elif (
+        ml >= settings.rollout_error_alert_min_requests
+        and error_rate > settings.rollout_error_alert_rate
+    ):
+        status, reason = (
+            "critical",
+            f"ML error rate {error_rate:.1%} above {settings.rollout_error_alert_rate:.0%}",
+        )
     elif error_rate > settings.rollout_error_alert_rate / 4:
         status, reason = "degraded", f"ML error rate {error_rate:.1%}"
     else:

@@ -31,8 +31,12 @@ class ServedModel:
 
 
 class ModelHolder:
-    def __init__(self, settings: Settings, engine: Engine,
-                 on_load_failure: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        on_load_failure: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.family: ModelFamily = get_family(settings.family)

@@ -46,7 +46,7 @@ class RetrainResult:
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.random.default_rng(seed).permutation(n)
-    cut = max(1, int(round(n * fraction)))
+    cut = max(1, round(n * fraction))
     return idx[cut:], idx[:cut]
 
 
@@ -65,13 +65,18 @@ def retrain(
         except Exception as exc:
             # The champion is untouched; keep a trace of the failure for the audit.
             with session_scope(engine) as session:
-                registry.record_event(session, settings.family.value, "failed",
-                                      reason=f"{reason}: {type(exc).__name__}: {exc}")
+                registry.record_event(
+                    session,
+                    settings.family.value,
+                    "failed",
+                    reason=f"{reason}: {type(exc).__name__}: {exc}",
+                )
             raise
 
 
-def _retrain_locked(settings: Settings, engine: Engine, generation_id: int | None, force: bool,
-                    reason: str) -> RetrainResult:
+def _retrain_locked(
+    settings: Settings, engine: Engine, generation_id: int | None, force: bool, reason: str
+) -> RetrainResult:
     import mlflow
     import mlflow.sklearn
     import sklearn
@@ -84,7 +89,10 @@ def _retrain_locked(settings: Settings, engine: Engine, generation_id: int | Non
     family.check_trainable(data.y)
     train_idx, hold_idx = _split(len(data.y), settings.holdout_fraction, seed=data.generation_id)
     X_train, y_train, X_hold, y_hold = (
-        data.X[train_idx], data.y[train_idx], data.X[hold_idx], data.y[hold_idx]
+        data.X[train_idx],
+        data.y[train_idx],
+        data.X[hold_idx],
+        data.y[hold_idx],
     )
     family.check_trainable(y_train)
 
@@ -101,14 +109,23 @@ def _retrain_locked(settings: Settings, engine: Engine, generation_id: int | Non
             champ = registry.load_pipeline(settings, champion)
             champion_metrics = family.evaluate(y_hold, family.predict_values(champ, X_hold))
         except registry.UnknownVersion as exc:
-            log.warning("champion %s cannot be loaded, judging the challenger alone: %s", champion, exc)
+            log.warning(
+                "champion %s cannot be loaded, judging the challenger alone: %s", champion, exc
+            )
 
     experiment_id = registry.ensure_experiment(settings)
     run_name = f"retrain_{datetime.now(UTC):%Y%m%d_%H%M%S}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        mlflow.log_params({**family.hyperparameters(), "training_samples": len(y_train),
-                           "holdout_samples": len(y_hold), "generation_id": data.generation_id,
-                           "family": family.name, "reason": reason[:250]})
+        mlflow.log_params(
+            {
+                **family.hyperparameters(),
+                "training_samples": len(y_train),
+                "holdout_samples": len(y_hold),
+                "generation_id": data.generation_id,
+                "family": family.name,
+                "reason": reason[:250],
+            }
+        )
         mlflow.log_metrics(metrics)
         if champion_metrics:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
@@ -132,24 +149,50 @@ def _retrain_locked(settings: Settings, engine: Engine, generation_id: int | Non
             promoted = family.is_better(metrics, champion_metrics, settings.promotion_margin)
             op = ">=" if family.higher_is_better else "<="
             m = family.primary_metric
-            why = (f"{m} {metrics[m]:.4f} {op} champion {champion_metrics[m]:.4f}"
-                   f" (margin {settings.promotion_margin})")
+            why = (
+                f"{m} {metrics[m]:.4f} {op} champion {champion_metrics[m]:.4f}"
+                f" (margin {settings.promotion_margin})"
+            )
             if not promoted:
                 why = "not better: " + why
-        mlflow.set_tags({"ia_continu.decision": "promoted" if promoted else "rejected",
-                         "ia_continu.reason": why})
+        mlflow.set_tags(
+            {
+                "ia_continu.decision": "promoted" if promoted else "rejected",
+                "ia_continu.reason": why,
+            }
+        )
 
     with session_scope(engine) as session:
-        registry.record_event(session, family.name, "retrain", version=version,
-                              previous_version=champion, reason=reason,
-                              metrics={"challenger": metrics, "champion": champion_metrics})
+        registry.record_event(
+            session,
+            family.name,
+            "retrain",
+            version=version,
+            previous_version=champion,
+            reason=reason,
+            metrics={"challenger": metrics, "champion": champion_metrics},
+        )
         if promoted:
             registry.set_champion(session, settings, version, reason=why, previous=champion)
-            registry.record_event(session, family.name, "promote", version=version,
-                                  previous_version=champion, reason=why, metrics=metrics)
+            registry.record_event(
+                session,
+                family.name,
+                "promote",
+                version=version,
+                previous_version=champion,
+                reason=why,
+                metrics=metrics,
+            )
         else:
-            registry.record_event(session, family.name, "reject", version=version,
-                                  previous_version=champion, reason=why, metrics=metrics)
+            registry.record_event(
+                session,
+                family.name,
+                "reject",
+                version=version,
+                previous_version=champion,
+                reason=why,
+                metrics=metrics,
+            )
         state = registry.champion_state(session, family.name)
 
     return RetrainResult(

@@ -24,7 +24,9 @@ from ia_continu.config import Settings
 
 API_KEY = "test-admin-key-0123456789"
 ADMIN = {"X-API-Key": API_KEY}
-PG_URL = os.environ.get("IA_CONTINU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "IA_CONTINU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 _pg_state: dict[str, object] = {}
 
@@ -142,8 +144,9 @@ def client(make_client):
 
 def train(client, samples: int = 1000, seed: int = 1, drift=False, **retrain) -> dict:
     """Generate a dataset and retrain on it through the API; returns the retrain answer."""
-    r = client.post("/generate", json={"samples": samples, "seed": seed, "drift": drift},
-                    headers=ADMIN)
+    r = client.post(
+        "/generate", json={"samples": samples, "seed": seed, "drift": drift}, headers=ADMIN
+    )
     assert r.status_code == 200, r.text
     r = client.post("/retrain", json=retrain or None, headers=ADMIN)
     assert r.status_code == 200, r.text

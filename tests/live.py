@@ -42,16 +42,35 @@ class LiveApi:
         return self.log_path.read_text(errors="replace")
 
 
-def start_api(settings_env: Mapping[str, str], log_dir: Path, *, extra_args: tuple[str, ...] = (),
-              wait_for: str = "/health", timeout: float = 90) -> LiveApi:
+def start_api(
+    settings_env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    extra_args: tuple[str, ...] = (),
+    wait_for: str = "/health",
+    timeout: float = 90,
+) -> LiveApi:
     port = free_port()
     env = {**os.environ, **settings_env, "IA_CONTINU_PORT": str(port)}
     log_path = log_dir / f"api-{port}.log"
     handle = open(log_path, "w")  # noqa: SIM115 (kept open for the child's lifetime)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--loop", "asyncio", *extra_args],
-        env=env, stdout=handle, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "asyncio",
+            *extra_args,
+        ],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parent.parent,
     )
     url = f"http://127.0.0.1:{port}"

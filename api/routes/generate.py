@@ -12,8 +12,9 @@ router = APIRouter(tags=["data"])
 
 
 @router.post("/generate", response_model=GeneratePublic, dependencies=[Admin])
-def generate(session: SessionDep, family: FamilyDep,
-             body: GenerateRequest | None = None) -> GeneratePublic:
+def generate(
+    session: SessionDep, family: FamilyDep, body: GenerateRequest | None = None
+) -> GeneratePublic:
     body = body or GenerateRequest()
     dataset = generate_dataset(session, family, body.samples, drift=body.drift, seed=body.seed)
     return GeneratePublic(

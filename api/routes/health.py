@@ -31,13 +31,18 @@ def _check_db(runtime) -> tuple[bool, str | None]:
                 conn.execute(text("SELECT 1"))
             _db_check.update(ok=True, error=None)
         except Exception as exc:
-            _db_check.update(ok=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            _db_check.update(
+                ok=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            )
         _db_check["at"] = time.monotonic()
     return _db_check["ok"], _db_check["error"]
 
 
-@router.get("/health", response_model=HealthPublic,
-            responses={503: {"model": HealthPublic, "description": "cannot serve"}})
+@router.get(
+    "/health",
+    response_model=HealthPublic,
+    responses={503: {"model": HealthPublic, "description": "cannot serve"}},
+)
 async def health(runtime: RuntimeDep):
     db_ok, db_error = await run_in_threadpool(_check_db, runtime)
     holder, writer = runtime.holder, runtime.writer
@@ -58,8 +63,12 @@ async def health(runtime: RuntimeDep):
     elif holder.current is None:
         status_, reason = "degraded", "no champion model yet: the fallback answers (POST /retrain)"
     body = HealthPublic(
-        status=status_, reason=reason, timestamp=datetime.now(UTC).isoformat(), version=__version__,
-        family=runtime.settings.family.value, champion_version=holder.champion_version,
+        status=status_,
+        reason=reason,
+        timestamp=datetime.now(UTC).isoformat(),
+        version=__version__,
+        family=runtime.settings.family.value,
+        champion_version=holder.champion_version,
         checks=checks,
     )
     return JSONResponse(body.model_dump(), status_code=code)
@@ -70,8 +79,11 @@ def status(runtime: RuntimeDep) -> dict:
     """Seed 003's monitoring JSON: the model, the API's uptime and its predictions."""
     holder = runtime.holder
     with session_scope(runtime.engine) as session:
-        total = session.scalar(select(func.count()).select_from(PredictionLog)
-                               .where(PredictionLog.family == holder.family.name))
+        total = session.scalar(
+            select(func.count())
+            .select_from(PredictionLog)
+            .where(PredictionLog.family == holder.family.name)
+        )
     model = holder.current
     return {
         "model": {

@@ -34,23 +34,38 @@ def list_models(runtime: RuntimeDep, session: SessionDep) -> ModelsPublic:
 
 
 @router.get("/events")
-def events(runtime: RuntimeDep, session: SessionDep,
-           limit: int = Query(50, ge=1, le=1000)) -> list[dict]:
+def events(
+    runtime: RuntimeDep, session: SessionDep, limit: int = Query(50, ge=1, le=1000)
+) -> list[dict]:
     rows = session.scalars(
-        select(ModelEvent).where(ModelEvent.family == runtime.settings.family.value)
-        .order_by(ModelEvent.id.desc()).limit(limit)
+        select(ModelEvent)
+        .where(ModelEvent.family == runtime.settings.family.value)
+        .order_by(ModelEvent.id.desc())
+        .limit(limit)
     ).all()
     return [
-        {"id": r.id, "event": r.event, "version": r.version, "previous_version": r.previous_version,
-         "reason": r.reason, "metrics": r.metrics, "at": r.created_at.isoformat()}
+        {
+            "id": r.id,
+            "event": r.event,
+            "version": r.version,
+            "previous_version": r.previous_version,
+            "reason": r.reason,
+            "metrics": r.metrics,
+            "at": r.created_at.isoformat(),
+        }
         for r in rows
     ]
 
 
-@router.post("/{version}/promote", response_model=ChampionPublic, dependencies=[Admin],
-             responses={404: {"description": "unknown version"}})
-def promote(version: str, runtime: RuntimeDep, session: SessionDep,
-            body: PromoteRequest | None = None) -> ChampionPublic:
+@router.post(
+    "/{version}/promote",
+    response_model=ChampionPublic,
+    dependencies=[Admin],
+    responses={404: {"description": "unknown version"}},
+)
+def promote(
+    version: str, runtime: RuntimeDep, session: SessionDep, body: PromoteRequest | None = None
+) -> ChampionPublic:
     body = body or PromoteRequest()
     if not version.isdigit():
         raise HTTPException(404, f"unknown version '{version}': versions are numbers (GET /models)")
@@ -63,10 +78,15 @@ def promote(version: str, runtime: RuntimeDep, session: SessionDep,
     return ChampionPublic(**_champion(runtime, session))
 
 
-@router.post("/rollback", response_model=ChampionPublic, dependencies=[Admin],
-             responses={409: {"description": "no earlier champion"}})
-def rollback(runtime: RuntimeDep, session: SessionDep,
-             body: RollbackRequest | None = None) -> ChampionPublic:
+@router.post(
+    "/rollback",
+    response_model=ChampionPublic,
+    dependencies=[Admin],
+    responses={409: {"description": "no earlier champion"}},
+)
+def rollback(
+    runtime: RuntimeDep, session: SessionDep, body: RollbackRequest | None = None
+) -> ChampionPublic:
     body = body or RollbackRequest()
     try:
         registry.rollback(session, runtime.settings, reason=body.reason)

@@ -22,9 +22,15 @@ def _as_label(family_task: str, value: float) -> float | int:
     return int(value) if family_task == "classification" else round(value, 4)
 
 
-@router.post("/predict", response_model=PredictionPublic, dependencies=[PredictLimit],
-             responses={422: {"description": "invalid features"},
-                        503: {"description": "the model failed and fallback is off"}})
+@router.post(
+    "/predict",
+    response_model=PredictionPublic,
+    dependencies=[PredictLimit],
+    responses={
+        422: {"description": "invalid features"},
+        503: {"description": "the model failed and fallback is off"},
+    },
+)
 async def predict(body: PredictRequest, runtime: RuntimeDep) -> PredictionPublic:
     family = runtime.holder.family
     try:
@@ -33,8 +39,9 @@ async def predict(body: PredictRequest, runtime: RuntimeDep) -> PredictionPublic
     except InvalidFeatures as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     ctx = body.context or body
-    context = Context(body.request_id, ctx.booking_id or body.booking_id,
-                      ctx.driver_id or body.driver_id)
+    context = Context(
+        body.request_id, ctx.booking_id or body.booking_id, ctx.driver_id or body.driver_id
+    )
     try:
         (result,) = runtime.predictor.predict(X, [context])
     except ModelFailure as exc:
@@ -46,14 +53,24 @@ async def predict(body: PredictRequest, runtime: RuntimeDep) -> PredictionPublic
 _BATCH_DOC = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": PredictBatchRequest.model_json_schema(
-            ref_template="#/components/schemas/{model}")}},
+        "content": {
+            "application/json": {
+                "schema": PredictBatchRequest.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+            }
+        },
     }
 }
 
 
-@router.post("/predict/batch", response_model=PredictBatchPublic, dependencies=[PredictLimit],
-             openapi_extra=_BATCH_DOC, responses={422: {"description": "invalid rows"}})
+@router.post(
+    "/predict/batch",
+    response_model=PredictBatchPublic,
+    dependencies=[PredictLimit],
+    openapi_extra=_BATCH_DOC,
+    responses={422: {"description": "invalid rows"}},
+)
 async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
     # The body is parsed straight into numpy: a pydantic model per row costs ~3x more for
     # 10,000 rows (../shared/STACK.md); validation is still strict, and errors say which part.
@@ -80,12 +97,20 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
             continue
         if not isinstance(values, list) or len(values) != n:
             raise HTTPException(422, f"'{name}' must be a list with one entry per row ({n})")
-        bad = [v for v in values if v is not None and not (isinstance(v, str | int) and 0 < len(str(v)) <= 100)]
+        bad = [
+            v
+            for v in values
+            if v is not None and not (isinstance(v, str | int) and 0 < len(str(v)) <= 100)
+        ]
         if bad:
             raise HTTPException(422, f"'{name}' entries must be strings of 1..100 characters")
         columns[name] = [None if v is None else str(v) for v in values]
-    contexts = [Context(r, b, d) for r, b, d in zip(columns["request_ids"], columns["booking_ids"],
-                                                       columns["driver_ids"], strict=True)]
+    contexts = [
+        Context(r, b, d)
+        for r, b, d in zip(
+            columns["request_ids"], columns["booking_ids"], columns["driver_ids"], strict=True
+        )
+    ]
     try:
         results = runtime.predictor.predict(X, contexts)
     except ModelFailure as exc:

@@ -14,15 +14,26 @@ from ia_continu.training import retrain as run_retrain
 router = APIRouter(tags=["models"])
 
 
-@router.post("/retrain", response_model=RetrainPublic, dependencies=[Admin, RetrainLimit],
-             responses={404: {"description": "no such dataset"},
-                        422: {"description": "dataset cannot train this family"}})
+@router.post(
+    "/retrain",
+    response_model=RetrainPublic,
+    dependencies=[Admin, RetrainLimit],
+    responses={
+        404: {"description": "no such dataset"},
+        422: {"description": "dataset cannot train this family"},
+    },
+)
 def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainPublic:
     body = body or RetrainRequest()
     family = runtime.settings.family.value
     try:
-        result = run_retrain(runtime.settings, runtime.engine, generation_id=body.generation_id,
-                             force=body.force, reason=body.reason)
+        result = run_retrain(
+            runtime.settings,
+            runtime.engine,
+            generation_id=body.generation_id,
+            force=body.force,
+            reason=body.reason,
+        )
     except NoDataset as exc:
         metrics.training_total.labels(family, "failed").inc()
         raise HTTPException(404 if body.generation_id else 409, str(exc)) from None

@@ -77,7 +77,9 @@ class ModelFamily(ABC):
     @abstractmethod
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]: ...
 
-    def is_better(self, challenger: dict[str, float], champion: dict[str, float], margin: float) -> bool:
+    def is_better(
+        self, challenger: dict[str, float], champion: dict[str, float], margin: float
+    ) -> bool:
         """Does the challenger do no worse than the champion (within ``margin``)?"""
         new, old = challenger[self.primary_metric], champion[self.primary_metric]
         return new >= old - margin if self.higher_is_better else new <= old + margin

@@ -76,8 +76,9 @@ class ClassificationFamily(ModelFamily):
     @staticmethod
     def _scores(p1: np.ndarray) -> Scores:
         label = (p1 >= 0.5).astype(float)
-        return Scores(prediction=label, confidence=np.where(label == 1, p1, 1 - p1),
-                      extra={"probability": p1})
+        return Scores(
+            prediction=label, confidence=np.where(label == 1, p1, 1 - p1), extra={"probability": p1}
+        )
 
     def fallback(self, X):
         # "A simple rule": the first feature pushes towards 1, the second away from it.

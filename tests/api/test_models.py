@@ -25,14 +25,20 @@ def test_promote_rollback_round_trip(client):
     r = client.post("/models/1/promote", json={"reason": "known good"}, headers=ADMIN)
     assert r.status_code == 200, r.text
     assert r.json()["champion_version"] == "1" and r.json()["served_version"] == "1"
-    assert str(mc.get_model_version_by_alias(settings.registered_model_name, "champion").version) == "1"
+    assert (
+        str(mc.get_model_version_by_alias(settings.registered_model_name, "champion").version)
+        == "1"
+    )
 
     r = client.post("/models/rollback", headers=ADMIN)
     assert r.json()["champion_version"] == "3"  # back to what was champion before
     r = client.post("/models/rollback", headers=ADMIN)
     assert r.json()["champion_version"] == "2"
     assert client.post("/predict", json={"features": [0, 0]}).json()["model_version"] == "2"
-    assert str(mc.get_model_version_by_alias(settings.registered_model_name, "champion").version) == "2"
+    assert (
+        str(mc.get_model_version_by_alias(settings.registered_model_name, "champion").version)
+        == "2"
+    )
     events = client.get("/models/events").json()
     assert [e["event"] for e in events[:3]] == ["rollback", "rollback", "promote"]
 

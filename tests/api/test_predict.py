@@ -37,8 +37,15 @@ def test_prediction_matches_the_champion_and_is_logged(trained_client):
     from ia_continu import registry
 
     runtime = trained_client.app.state.runtime
-    r = trained_client.post("/predict", json={"features": [0.3, -0.4], "request_id": "r-1",
-                                              "booking_id": "b-9", "driver_id": "d-2"})
+    r = trained_client.post(
+        "/predict",
+        json={
+            "features": [0.3, -0.4],
+            "request_id": "r-1",
+            "booking_id": "b-9",
+            "driver_id": "d-2",
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     pipeline = registry.load_pipeline(runtime.settings, "1")
@@ -55,8 +62,14 @@ def test_prediction_matches_the_champion_and_is_logged(trained_client):
 
 
 def test_features_by_name_and_context(trained_client):
-    r = trained_client.post("/predict", json={"features": {"feature2": 1.0, "feature1": 2.0},
-                                              "context": {"booking_id": "b1"}, "request_id": "n1"})
+    r = trained_client.post(
+        "/predict",
+        json={
+            "features": {"feature2": 1.0, "feature1": 2.0},
+            "context": {"booking_id": "b1"},
+            "request_id": "n1",
+        },
+    )
     assert r.status_code == 200
     (row,) = _logged(trained_client, "n1")
     assert row.features == [2.0, 1.0] and row.booking_id == "b1"
@@ -83,8 +96,11 @@ def test_bad_input_is_a_clear_422(trained_client, payload, fragment):
 
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_features_are_rejected(trained_client, bad):
-    r = trained_client.post("/predict", content=f'{{"features": [{bad}, 1.0]}}',
-                            headers={"Content-Type": "application/json"})
+    r = trained_client.post(
+        "/predict",
+        content=f'{{"features": [{bad}, 1.0]}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 422
     assert "finite" in r.text
 
@@ -98,8 +114,9 @@ def test_batch_answers_every_row_like_single_calls(trained_client):
     body = r.json()
     assert body["count"] == 200 and body["request_ids"] == ids
     assert body["model_version"] == "1"
-    singles = [trained_client.post("/predict", json={"features": x}).json()["prediction"]
-               for x in X[:20]]
+    singles = [
+        trained_client.post("/predict", json={"features": x}).json()["prediction"] for x in X[:20]
+    ]
     assert body["predictions"][:20] == singles
     rows = _logged(trained_client)
     assert {r.request_id for r in rows} >= set(ids)
@@ -124,7 +141,9 @@ def test_batch_bad_input(trained_client, payload, code, fragment):
 
 def test_batch_rejects_non_json_and_too_many_rows(make_client):
     client = make_client(max_batch_rows=10)
-    r = client.post("/predict/batch", content=b"{not json", headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/predict/batch", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
     r = client.post("/predict/batch", json={"features": [[0.0, 0.0]] * 11})
     assert r.status_code == 413 and "at most 10" in r.json()["detail"]
@@ -148,7 +167,10 @@ def test_clean_shutdown_keeps_every_answered_prediction(make_client):
     client = make_client(log_flush_interval_ms=5000, log_batch_size=100000)
     ids = [f"s-{i}" for i in range(300)]
     for rid in ids:
-        assert client.post("/predict", json={"features": [0.1, 0.1], "request_id": rid}).status_code == 200
+        assert (
+            client.post("/predict", json={"features": [0.1, 0.1], "request_id": rid}).status_code
+            == 200
+        )
     runtime = client.app.state.runtime
     assert runtime.writer.pending == 300  # nothing written yet: the batch window is long
     client.__exit__(None, None, None)  # lifespan shutdown drains the queue

@@ -39,13 +39,15 @@ def test_worse_challenger_is_rejected_and_champion_kept(client):
     from ia_continu.training import _split
 
     train(client, samples=2000, seed=1)
-    g = client.post("/generate", json={"samples": 1000, "seed": 2, "drift": False},
-                    headers=ADMIN).json()["generation_id"]
+    g = client.post(
+        "/generate", json={"samples": 1000, "seed": 2, "drift": False}, headers=ADMIN
+    ).json()["generation_id"]
     # Poison only the training part of the new dataset (same split as the trainer): the
     # challenger learns an inverted rule, and both are judged on the same clean holdout.
     with session_scope(client.app.state.runtime.engine) as s:
-        rows = s.scalars(select(DatasetSample).where(DatasetSample.generation_id == g)
-                         .order_by(DatasetSample.id)).all()
+        rows = s.scalars(
+            select(DatasetSample).where(DatasetSample.generation_id == g).order_by(DatasetSample.id)
+        ).all()
         train_idx, _ = _split(len(rows), client.app.state.runtime.settings.holdout_fraction, g)
         for i in train_idx:
             rows[i].target = 1.0 - rows[i].target
@@ -93,8 +95,9 @@ def test_single_class_dataset_is_422_and_keeps_the_champion(client):
     train(client)
     g = client.post("/generate", json={"samples": 200, "seed": 4}, headers=ADMIN).json()
     with session_scope(client.app.state.runtime.engine) as s:
-        for row in s.scalars(select(DatasetSample).where(
-                DatasetSample.generation_id == g["generation_id"])):
+        for row in s.scalars(
+            select(DatasetSample).where(DatasetSample.generation_id == g["generation_id"])
+        ):
             row.target = 1.0
     r = client.post("/retrain", headers=ADMIN)
     assert r.status_code == 422 and "single class" in r.json()["detail"]

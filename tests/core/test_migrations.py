@@ -5,8 +5,17 @@ from sqlalchemy import inspect
 from ia_continu import migrate
 from ia_continu.db import make_engine
 
-TABLES = {"datasets", "dataset_samples", "prediction_log", "model_events", "champion_history",
-          "rollout_config", "drift_reports", "synthetic_outcomes", "alembic_version"}
+TABLES = {
+    "datasets",
+    "dataset_samples",
+    "prediction_log",
+    "model_events",
+    "champion_history",
+    "rollout_config",
+    "drift_reports",
+    "synthetic_outcomes",
+    "alembic_version",
+}
 
 
 def test_upgrade_creates_the_schema_and_is_idempotent(db_url):
@@ -14,10 +23,14 @@ def test_upgrade_creates_the_schema_and_is_idempotent(db_url):
     migrate.upgrade(engine)
     migrate.upgrade(engine)  # second run is a no-op
     insp = inspect(engine)
-    assert TABLES <= set(insp.get_table_names())
+    assert set(insp.get_table_names()) >= TABLES
     indexes = {i["name"] for i in insp.get_indexes("prediction_log")}
-    assert {"ix_prediction_log_created_at", "ix_prediction_log_created_actual",
-            "ix_prediction_log_request_id", "ix_prediction_log_booking_id"} <= indexes
+    assert {
+        "ix_prediction_log_created_at",
+        "ix_prediction_log_created_actual",
+        "ix_prediction_log_request_id",
+        "ix_prediction_log_booking_id",
+    } <= indexes
     engine.dispose()
 
 
@@ -44,9 +57,11 @@ def test_cli_migrate(tmp_path):
 
     env = {**os.environ, "IA_CONTINU_DATA_DIR": str(tmp_path)}
     cli = Path(sys.executable).parent / "ia-continu"
-    out = subprocess.run([str(cli), "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(cli), "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "schema at head" in out.stdout
     engine = make_engine(f"sqlite:///{tmp_path / 'ia_continu.db'}")
-    assert TABLES <= set(inspect(engine).get_table_names())
+    assert set(inspect(engine).get_table_names()) >= TABLES
     engine.dispose()
