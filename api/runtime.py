@@ -30,10 +30,26 @@ class Runtime:
     writer: PredictionLogWriter
     predictor: Predictor
     started_at: float = field(default_factory=time.time)
+    # /health's database check, cached for a second: Uptime Kuma, Prometheus and the dashboard
+    # pinging together cost one query.
+    _db_check: tuple[float, bool, str | None] = (0.0, True, None)
+
+    def check_database(self, ttl: float = 1.0) -> tuple[bool, str | None]:
+        checked_at, ok, error = self._db_check
+        if time.monotonic() - checked_at > ttl:
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                ok, error = True, None
+            except Exception as exc:
+                ok, error = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            self._db_check = (time.monotonic(), ok, error)
+        return ok, error
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
         settings.check_production()
+        logging.getLogger("ia_continu").setLevel(settings.log_level.upper())
         engine = make_engine(settings.database_url, connect_retries=5)
         if settings.migrate_on_start:
             migrate.upgrade(engine)

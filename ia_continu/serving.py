@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from ia_continu.db import session_scope
 from ia_continu.families import ModelFamily, get_family
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +97,14 @@ class ModelHolder:
             self._thread.join(5)
 
     def _poll(self) -> None:
+        last_retry = time.monotonic()
         while not self._stop.wait(self.settings.champion_poll_seconds):
+            # A failed load is retried even if the champion did not move (the artifact store
+            # may come back), but not on every poll: each attempt logs and alerts.
+            retry = self.load_error is not None and time.monotonic() - last_retry > RETRY_SECONDS
+            if retry:
+                last_retry = time.monotonic()
             try:
-                # A failed load is retried on the next poll even if the marker did not move.
-                self.refresh(force=self.load_error is not None)
+                self.refresh(force=retry)
             except Exception as exc:  # DB down: keep serving what we have
                 log.debug("champion poll failed: %s", exc)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from api.deps import RuntimeDep
 from api.schemas import HealthPublic
@@ -18,33 +18,13 @@ from ia_continu.models import PredictionLog
 
 router = APIRouter(tags=["health"])
 
-_DB_CHECK_TTL = 1.0
-_db_check: dict = {"at": 0.0, "ok": True, "error": None}
-
-
-def _check_db(runtime) -> tuple[bool, str | None]:
-    # Cached for a second: a dashboard and Uptime Kuma pinging together cost one query.
-    now = time.monotonic()
-    if now - _db_check["at"] > _DB_CHECK_TTL:
-        try:
-            with runtime.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            _db_check.update(ok=True, error=None)
-        except Exception as exc:
-            _db_check.update(
-                ok=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            )
-        _db_check["at"] = time.monotonic()
-    return _db_check["ok"], _db_check["error"]
-
-
 @router.get(
     "/health",
     response_model=HealthPublic,
     responses={503: {"model": HealthPublic, "description": "cannot serve"}},
 )
 async def health(runtime: RuntimeDep):
-    db_ok, db_error = await run_in_threadpool(_check_db, runtime)
+    db_ok, db_error = await run_in_threadpool(runtime.check_database)
     holder, writer = runtime.holder, runtime.writer
     checks = {
         "database": "ok" if db_ok else db_error,
