@@ -127,17 +127,25 @@ def live_server(settings) -> Iterator[LiveServer]:
     server.stop()
 
 
-def events_named(api_url: str, name: str) -> list[dict]:
-    """Events stored by the Prefect server, read through its REST API."""
+def stored_event(api_url: str, name: str, event_id: str, timeout: float = 30.0) -> dict:
+    """One event as the Prefect server stored it, read through its REST API.
+
+    Events travel over a websocket and are persisted in batches by the server: poll.
+    """
     import httpx
 
-    r = httpx.post(
-        f"{api_url}/events/filter",
-        json={"filter": {"event": {"name": [name]}}, "limit": 50},
-        timeout=10,
-    )
-    r.raise_for_status()
-    return r.json()["events"]
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.post(
+            f"{api_url}/events/filter",
+            json={"filter": {"event": {"name": [name]}, "id": {"id": [event_id]}}, "limit": 5},
+            timeout=10,
+        )
+        r.raise_for_status()
+        if r.json()["events"]:
+            return r.json()["events"][0]
+        assert time.monotonic() < deadline, f"event {name} {event_id} never stored"
+        time.sleep(0.5)
 
 
-__all__ = ["LiveServer", "events_named", "flush", "free_port", "os"]
+__all__ = ["LiveServer", "flush", "free_port", "os", "stored_event"]

@@ -22,7 +22,7 @@ from ia_continu.db import session_scope
 from ia_continu.ground_truth import simulate_traffic
 from ia_continu.models import DriftReport, ModelEvent
 from tests.conftest import train
-from tests.flows.conftest import events_named, flush
+from tests.flows.conftest import flush, stored_event
 
 
 def world(settings, engine, client, *, clean: int, drifted: int = 0, drift: float = 3.0):
@@ -109,12 +109,10 @@ def test_drift_detected_event_then_retrain_promotes(
         assert row.dataset_drift and row.model_version == result["model_version"] == "1"
 
     # The event reached the Prefect server, with what the trigger and the retrain need.
-    (event,) = [
-        e for e in events_named(prefect_server, DRIFT_EVENT) if e["id"] == result["event_id"]
-    ]
+    event = stored_event(prefect_server, DRIFT_EVENT, result["event_id"])
     assert event["payload"]["features"] == ["feature1"] and event["payload"]["share"] >= 0.5
     assert event["resource"]["prefect.resource.id"] == "ia-continu.model.classification"
-    assert any(e["id"] == perf["event_id"] for e in events_named(prefect_server, PERFORMANCE_EVENT))
+    assert stored_event(prefect_server, PERFORMANCE_EVENT, perf["event_id"])
 
     # What the trigger would start: the retrain flow with the event's reason.
     out = retrain_flow(reason=f"drift event: features {event['payload']['features']}")
