@@ -50,6 +50,19 @@ def test_prefect_yaml_matches_served_deployments():
     assert trigger["match"] == {"prefect.resource.id": "ia-continu.model.*"}
 
 
+def test_prefect_yaml_trigger_is_a_valid_prefect_trigger():
+    # `prefect deploy` validates triggers with this very type: a typo would only show there.
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (raw,) = next(d for d in spec["deployments"] if d["name"] == "retrain")["triggers"]
+    trigger = TypeAdapter(DeploymentTriggerTypes).validate_python(raw)
+    assert trigger.expect == {DRIFT_EVENT} and trigger.enabled
+    pools = {d["work_pool"]["name"] for d in spec["deployments"]}
+    assert pools == {"ia-continu"}  # docker/worker-entrypoint.sh creates and serves it
+
+
 async def _retrain_runs(api_url: str) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
