@@ -233,6 +233,10 @@ def run(
                         str(mlflow_port),
                         "--host",
                         "127.0.0.1",
+                        # One worker is plenty for a local UI; the default 4 cost memory
+                        # and take up to ~15 s to stop on SIGTERM.
+                        "--workers",
+                        "1",
                     ],
                     env,
                     logs,
@@ -242,7 +246,10 @@ def run(
         if prefect:
             typer.echo("waiting for the Prefect server (first start migrates its DB, ~30 s)...")
             _wait_http(f"{prefect_api}/health", 180, server)
-            children.append(_start("flows", [sys.executable, "-m", "deployments.serve"], env, logs))
+            flows = _start("flows", [sys.executable, "-m", "deployments.serve"], env, logs)
+            children.append(flows)
+            typer.echo("registering the deployments (about 40 s on a fresh server)...")
+            wait_deployments(prefect_api, 240, flows)
 
         typer.secho("\nia-continu is running", bold=True)
         typer.echo(f"  API           {settings.api_url}  (docs: {settings.api_url}/docs)")
