@@ -1,0 +1,467 @@
+"""The benchmark suite of issue 6: ``.venv/bin/python -m bench.run`` prints every figure next to
+its target, with ratios against baselines measured in the same run, and writes a JSON copy to
+``bench/results/``.
+
+These machines are noisy (runs move 25-30 %): read the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import data, serving
+from bench.env import BenchEnv
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class Report:
+    def __init__(self) -> None:
+        self.figures: list[dict[str, Any]] = []
+        self.runs: dict[str, Any] = {}
+
+    def add(
+        self,
+        group: str,
+        name: str,
+        value: float | None,
+        unit: str,
+        *,
+        target: str = "",
+        met: bool | None = None,
+        note: str = "",
+    ) -> None:
+        self.figures.append(
+            dict(group=group, name=name, value=value, unit=unit, target=target, met=met, note=note)
+        )
+        shown = "-" if value is None else f"{value:,.2f} {unit}"
+        flag = "" if met is None else ("  MET" if met else "  MISSED")
+        print(
+            f"  [{group}] {name}: {shown}{'  target ' + target if target else ''}{flag}"
+            f"{'  (' + note + ')' if note else ''}",
+            flush=True,
+        )
+
+    def table(self) -> str:
+        rows = [("group", "figure", "value", "target", "met")]
+        for f in self.figures:
+            value = "-" if f["value"] is None else f"{f['value']:,.2f} {f['unit']}".strip()
+            met = "" if f["met"] is None else ("yes" if f["met"] else "NO")
+            name = f["name"] + (f"  [{f['note']}]" if f["note"] else "")
+            rows.append((f["group"], name, value, f["target"], met))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = []
+        for n, r in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    wrk = shutil.which("wrk")
+    wrk_version = ""
+    if wrk:
+        out = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
+        wrk_version = (
+            (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else ""
+        )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
+        "load_generator": wrk_version or "none (wrk missing)",
+    }
+
+
+# --- 1, 2, 5: serving ---------------------------------------------------------------------
+def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Namespace) -> None:
+    from ia_continu import rollout
+    from ia_continu.db import session_scope
+
+    g = f"serve/{family}"
+    print(f"\n== {g}: training the champion", flush=True)
+    settings = env.settings(f"serve_{family}", family)
+    engine = data.prepare(settings)
+    cold_s, _ = data.timed_retrain(settings, engine)
+    warm_s, result = data.timed_retrain(settings, engine)
+    report.add(
+        f"retrain/{family}",
+        "retrain 10,000 rows + MLflow log + register (sqlite)",
+        warm_s,
+        "s",
+        target="< 10 s",
+        met=warm_s < 10,
+        note=f"first retrain of the process, cold store: {cold_s:.2f} s",
+    )
+    version = result.champion_version
+    model_uri = f"models:/{settings.registered_model_name}/{version}"
+    row = data.one_row(family)
+    batch = data.rows(family, 10_000)
+    logs = env.root / "logs"
+    logs.mkdir(exist_ok=True)
+    runs: dict[str, dict] = {}
+    if not shutil.which("wrk"):
+        report.add(
+            g,
+            "serving figures",
+            None,
+            "",
+            note="skipped: wrk not installed (apt-get install wrk, or run scripts/bench.sh)",
+        )
+        return
+
+    def set_percentage(pct: float) -> None:
+        with session_scope(engine) as session:
+            rollout.update_state(session, settings, percentage=pct)
+        time.sleep(settings.rollout_cache_seconds + 1.0)  # every replica's cache refreshed
+
+    predict_body = {"features": row}
+    w, s = args.warmup, args.seconds
+
+    # All four servers up at once (each on core 0, idle unless loaded), loaded in turn.
+    print(
+        f"== {g}: starting app x3 (log on asyncio, log on uvloop, log off) + mlflow serve",
+        flush=True,
+    )
+    servers: dict[str, serving.Server] = {}
+    try:
+        servers["app_log_asyncio"] = serving.start_app(
+            env.server_env(settings), loop="asyncio", log_dir=logs, name=f"app-{family}-asyncio"
+        )
+        servers["app_log_uvloop"] = serving.start_app(
+            env.server_env(settings), loop="uvloop", log_dir=logs, name=f"app-{family}-uvloop"
+        )
+        servers["app_nolog_asyncio"] = serving.start_app(
+            env.server_env(settings, IA_CONTINU_PREDICTION_LOG_ENABLED="false"),
+            loop="asyncio",
+            log_dir=logs,
+            name=f"app-{family}-nolog",
+        )
+        servers["mlflow_serve"] = serving.start_mlflow(
+            env.server_env(settings), model_uri, log_dir=logs, name=f"mlflow-{family}"
+        )
+        targets = {
+            name: (srv.url + "/invocations", {"inputs": [row]})
+            if name == "mlflow_serve"
+            else (srv.url + "/predict", predict_body)
+            for name, srv in servers.items()
+        }
+        rounds = 3
+        print(
+            f"== {g}: /predict, {rounds} interleaved rounds of {max(1, s // rounds)} s each",
+            flush=True,
+        )
+        runs.update(
+            serving.interleaved(targets, warmup=w, rounds=rounds, seconds=max(1, s // rounds))
+        )
+        print(f"== {g}: app, logging on, rollout 50 %, --loop asyncio", flush=True)
+        app = servers["app_log_asyncio"]
+        set_percentage(50.0)
+        runs["app_log_asyncio_rollout50"] = serving.wrk(
+            app.url + "/predict", predict_body, seconds=s
+        )
+        set_percentage(100.0)
+        print(f"== {g}: /predict/batch and /invocations, 10,000 rows", flush=True)
+        app_batch = serving.batch_rows_per_s(
+            app.url + "/predict/batch", {"features": batch}, len(batch)
+        )
+        nolog_batch = serving.batch_rows_per_s(
+            servers["app_nolog_asyncio"].url + "/predict/batch", {"features": batch}, len(batch)
+        )
+        ml = servers["mlflow_serve"]
+        ml_batch = serving.batch_rows_per_s(ml.url + "/invocations", {"inputs": batch}, len(batch))
+        app_rss = app.rss_mb()
+        ml_rss = ml.rss_mb()
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+    report.runs[family] = {
+        "predict": runs,
+        "batch": {"app": app_batch, "app_nolog": nolog_batch, "mlflow": ml_batch},
+        "rss_mb": {"app": app_rss, "mlflow_serve": ml_rss},
+        "champion": model_uri,
+    }
+    labels = {
+        "app_log_asyncio": "app, log on, rollout 100 %, asyncio",
+        "app_log_asyncio_rollout50": "app, log on, rollout 50 %, asyncio",
+        "app_log_uvloop": "app, log on, rollout 100 %, uvloop",
+        "app_nolog_asyncio": "app, log OFF, asyncio (baseline)",
+        "mlflow_serve": "mlflow models serve (baseline)",
+    }
+    for key, label in labels.items():
+        r = runs[key]
+        bad = r["non_2xx"] + r["socket_errors"]
+        note = f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['requests']} req"
+        if bad:
+            note += f", {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors"
+        report.add(g, f"{label}: req/s", r["rps"], "req/s", note=note)
+    on, off, ml_run = runs["app_log_asyncio"], runs["app_nolog_asyncio"], runs["mlflow_serve"]
+    ratio = on["rps"] / ml_run["rps"]
+    report.add(
+        g,
+        "ratio app (log+rollout) / mlflow serve, req/s",
+        ratio,
+        "x",
+        target=">= 8x",
+        met=ratio >= 8,
+    )
+    ratio = on["rps"] / off["rps"]
+    report.add(
+        g, "ratio app log on / log off, req/s", ratio, "x", target=">= 0.80", met=ratio >= 0.8
+    )
+    for key, loop in (
+        ("app_log_asyncio", "asyncio"),
+        ("app_log_uvloop", "uvloop"),
+        ("app_log_asyncio_rollout50", "asyncio, rollout 50 %"),
+    ):
+        p99 = runs[key]["p99_ms"]
+        report.add(
+            g,
+            f"p99 /predict, log on ({loop})",
+            p99,
+            "ms",
+            target="< 50 ms",
+            met=p99 is not None and p99 < 50,
+        )
+    report.add(
+        f"batch/{family}",
+        "app /predict/batch, 10,000 rows",
+        app_batch["rows_per_s"],
+        "rows/s",
+        note=f"median {app_batch['median_s'] * 1000:.0f} ms of 5",
+    )
+    report.add(
+        f"batch/{family}",
+        "app /predict/batch, log OFF, 10,000 rows (baseline)",
+        nolog_batch["rows_per_s"],
+        "rows/s",
+        note=f"median {nolog_batch['median_s'] * 1000:.0f} ms of 5",
+    )
+    report.add(
+        f"batch/{family}",
+        "mlflow serve /invocations, 10,000 rows (baseline)",
+        ml_batch["rows_per_s"],
+        "rows/s",
+        note=f"median {ml_batch['median_s'] * 1000:.0f} ms of 5",
+    )
+    ratio = app_batch["rows_per_s"] / ml_batch["rows_per_s"]
+    report.add(
+        f"batch/{family}",
+        "ratio app / mlflow serve, rows/s",
+        ratio,
+        "x",
+        target=">= 1.0x",
+        met=ratio >= 1.0,
+    )
+    report.add(
+        f"memory/{family}",
+        "API process RSS after the load",
+        app_rss,
+        "MB",
+        target="< 400 MB",
+        met=app_rss < 400,
+        note=f"mlflow serve: {ml_rss:.0f} MB",
+    )
+
+
+# --- 3, 4: database-side figures -----------------------------------------------------------
+def bench_database(env: BenchEnv, backend: str, report: Report, args: argparse.Namespace) -> None:
+    from ia_continu.actuals import record_actuals
+    from ia_continu.db import session_scope
+    from ia_continu.drift import run_drift_check
+    from ia_continu.monitoring import summary
+
+    g = f"db/{backend}"
+    url = ""
+    if backend == "postgresql":
+        url = env.pg_url()
+        if url is None:
+            report.add(g, "database figures", None, "", note=f"skipped: {env.pg_error}")
+            return
+    print(f"\n== {g}: dataset, champion, {args.rows:,} logged predictions", flush=True)
+    settings = env.settings(f"db_{backend}", "classification", database_url=url)
+    engine = data.prepare(settings)
+    data.timed_retrain(settings, engine)  # the champion the drift check compares against
+    warm_s, _ = data.timed_retrain(settings, engine)
+    report.add(
+        g,
+        "retrain 10,000 rows + MLflow log + register",
+        warm_s,
+        "s",
+        target="< 10 s",
+        met=warm_s < 10,
+    )
+    started = time.perf_counter()
+    unlabeled = data.insert_predictions(engine, "classification", args.rows)
+    report.add(
+        g,
+        f"bulk insert of {args.rows:,} predictions (setup)",
+        time.perf_counter() - started,
+        "s",
+        note=f"{len(unlabeled):,} without actual",
+    )
+
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with session_scope(engine) as session:
+            out = summary(session, settings)
+        times.append(time.perf_counter() - started)
+    value = statistics.median(times)
+    report.add(
+        g,
+        f"monitoring summary() over {out['total_predictions']:,} predictions",
+        value,
+        "s",
+        target="< 1 s",
+        met=value < 1,
+        note="median of 3; runs " + ", ".join(f"{t:.2f}" for t in times),
+    )
+
+    n = min(100_000, len(unlabeled))
+    items = [{"request_id": rid, "actual": 1.0} for rid in unlabeled[-n:]]
+    started = time.perf_counter()
+    with session_scope(engine) as session:
+        result = record_actuals(session, settings, items)
+    value = time.perf_counter() - started
+    report.add(
+        g,
+        f"backfill {n:,} actuals (record_actuals + commit)",
+        value,
+        "s",
+        target="< 5 s",
+        met=value < 5 and result["updated"] == n,
+        note=f"{result['updated']:,} rows updated",
+    )
+
+    started = time.perf_counter()
+    import evidently  # noqa: F401 - paid once per flow process; timed apart from the check
+
+    import_s = time.perf_counter() - started
+    started = time.perf_counter()
+    drift = run_drift_check(settings, engine, hours=24, max_rows=100_000)
+    value = time.perf_counter() - started
+    report.add(
+        g,
+        f"drift check on {drift.current_rows:,} current rows",
+        value,
+        "s",
+        target="< 3 s",
+        met=value < 3 and drift.status == "checked",
+        note=f"{drift.status}; evidently import {import_s:.1f} s not included; "
+        "HTML report + MLflow run included",
+    )
+    engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--families", default="classification,delay")
+    parser.add_argument("--seconds", type=int, default=12, help="measured seconds per load run")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per server")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="logged predictions")
+    parser.add_argument("--skip-serving", action="store_true")
+    parser.add_argument("--skip-database", action="store_true")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.seconds <= 120 or not 0 <= args.warmup <= 60:
+        parser.error("--seconds must be 1..120 and --warmup 0..60")
+
+    env = BenchEnv.create(keep=args.keep)
+
+    def cleanup() -> None:
+        serving.stop_all()
+        env.cleanup()
+
+    atexit.register(cleanup)
+    # SIGTERM behaves like Ctrl-C: unwind, stop the servers, drop the databases.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    report = Report()
+    info = machine()
+    print(
+        f"ia-continu benchmarks on {info['nproc']} cores, {info['cpu']}; "
+        f"load generator: {info['load_generator']}; work folder {env.root}"
+    )
+    if (info["nproc"] or 1) < 2:
+        print("warning: one core only: server and load generator share it")
+    started = time.perf_counter()
+    failed: list[str] = []
+    try:
+        if not args.skip_serving:
+            for family in args.families.split(","):
+                try:
+                    bench_serving(env, family, report, args)
+                except Exception as exc:  # one broken part must not hide the others' figures
+                    failed.append(f"serve/{family}: {type(exc).__name__}: {exc}")
+                    report.add(f"serve/{family}", "FAILED", None, "", note=str(exc)[:200])
+                finally:
+                    serving.stop_all()
+        if not args.skip_database:
+            for backend in args.backends.split(","):
+                try:
+                    bench_database(env, backend, report, args)
+                except Exception as exc:
+                    failed.append(f"db/{backend}: {type(exc).__name__}: {exc}")
+                    report.add(f"db/{backend}", "FAILED", None, "", note=str(exc)[:200])
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping servers and cleaning up")
+        return 130
+    finally:
+        cleanup()
+
+    total = time.perf_counter() - started
+    info["loadavg_at_end"] = os.getloadavg()
+    print("\n" + report.table())
+    judged = [f for f in report.figures if f["met"] is not None]
+    missed = [f for f in judged if not f["met"]]
+    print(f"\n{len(judged) - len(missed)}/{len(judged)} targets met; total {total:.0f} s")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"bench-{stamp}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "timestamp": stamp,
+                "machine": info,
+                "args": vars(args),
+                "total_s": total,
+                "figures": report.figures,
+                "runs": report.runs,
+                "failed": failed,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"results written to {path}")
+    for line in failed:
+        print("FAILED", line, file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
