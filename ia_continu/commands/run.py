@@ -90,11 +90,12 @@ def _wait_http(url: str, timeout: float, child: Child) -> None:
     )
 
 
+TRIGGERS = ("retrain-on-drift",)
 DEPLOYMENTS = ("health-check", "backfill-actuals", "monitor-performance", "detect-drift", "retrain")
 
 
 def wait_deployments(prefect_api: str, timeout: float, child: Child | None = None) -> None:
-    """Until the flow server has registered every deployment (~40 s on a fresh server)."""
+    """Until the flow server has registered every deployment and trigger (20-40 s when fresh)."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -105,7 +106,14 @@ def wait_deployments(prefect_api: str, timeout: float, child: Child | None = Non
             )
         try:
             r = httpx.post(f"{prefect_api}/deployments/filter", json={}, timeout=5)
-            if r.status_code == 200 and set(DEPLOYMENTS) <= {d["name"] for d in r.json()}:
+            # The trigger is an automation, created just after its deployment: wait for it
+            # too, or an early drift event would find no one listening.
+            a = httpx.post(f"{prefect_api}/automations/filter", json={}, timeout=5)
+            if (
+                r.status_code == a.status_code == 200
+                and set(DEPLOYMENTS) <= {d["name"] for d in r.json()}
+                and set(TRIGGERS) <= {x["name"] for x in a.json()}
+            ):
                 return
         except httpx.HTTPError:
             pass

@@ -1,0 +1,102 @@
+"""``ia-continu run``: the main job really starts, registers the deployments with their
+schedules and the drift trigger, and stops every child on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.flows.conftest import free_port
+
+ROOT = Path(__file__).parents[2]
+
+
+def _children(pid: int) -> set[int]:
+    """Every process in the sessions the run command started (its children's groups)."""
+    out = subprocess.run(
+        ["ps", "-eo", "pid=,ppid=,sid="], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    rows = [tuple(map(int, line.split())) for line in out if line.strip()]
+    direct = {p for p, ppid, _ in rows if ppid == pid}
+    return {p for p, _, sid in rows if sid in direct} | direct
+
+
+@pytest.mark.slow
+def test_run_starts_the_loop_and_stops_on_sigterm(tmp_path):
+    api_port, prefect_port, alerts_port = free_port(), free_port(), free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("IA_CONTINU_", "PREFECT_API_URL"))
+    }
+    env.update(
+        IA_CONTINU_DATA_DIR=str(tmp_path / "data"),
+        IA_CONTINU_PORT=str(api_port),
+        IA_CONTINU_ENVIRONMENT="test",
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ia_continu.cli",
+            "run",
+            "--no-mlflow-ui",
+            "--prefect-port",
+            str(prefect_port),
+            "--alerts-port",
+            str(alerts_port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = []
+    try:
+        deadline = time.monotonic() + 240
+        for line in proc.stdout:
+            output.append(line)
+            if "is running" in line or time.monotonic() > deadline:
+                break
+        assert "ia-continu is running\n" in output, "".join(output)
+        children = _children(proc.pid)
+        assert len(children) >= 3  # api, prefect server, flows (and their own children)
+
+        api = f"http://127.0.0.1:{prefect_port}/api"
+        deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+        schedules = {d["name"]: d["schedules"][0]["schedule"] for d in deployments}
+        assert schedules["health-check"]["interval"] == 60
+        assert schedules["retrain"]["cron"] == "0 3 * * 1"
+        assert all(not d["paused"] for d in deployments)
+        automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
+        (trigger,) = [a["trigger"] for a in automations if a["name"] == "retrain-on-drift"]
+        assert trigger["expect"] == ["ia-continu.drift.detected"]
+        health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=10)
+        assert health.status_code == 200 and health.json()["status"] == "degraded"  # no model
+
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, rest
+        assert "stopped api" in rest
+        time.sleep(0.5)
+        alive = {p for p in children if _alive(p)}
+        assert not alive, f"children left running: {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead but not yet reaped by its parent.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
