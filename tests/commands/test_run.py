@@ -1,5 +1,6 @@
-"""``ia-continu run``: the main job really starts, registers the deployments with their
-schedules and the drift trigger, and stops every child on SIGTERM."""
+"""``ia-continu run`` + ``ia-continu demo``: the main job really starts, registers the
+deployments with their schedules and the drift trigger, the demo's drift event triggers a
+retrain whose alert arrives, and SIGTERM stops every child."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _children(pid: int) -> set[int]:
 
 
 @pytest.mark.slow
-def test_run_starts_the_loop_and_stops_on_sigterm(tmp_path):
+def test_run_and_demo_then_sigterm_stops_everything(tmp_path):
     api_port, prefect_port, alerts_port = free_port(), free_port(), free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("IA_CONTINU_", "PREFECT_API_URL"))
@@ -79,6 +80,31 @@ def test_run_starts_the_loop_and_stops_on_sigterm(tmp_path):
         assert trigger["expect"] == ["ia-continu.drift.detected"]
         health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=10)
         assert health.status_code == 200 and health.json()["status"] == "degraded"  # no model
+
+        # The demo drives one full cycle: drift detected, the event triggers the served
+        # retrain, the gate decides, the alerts reach run's local receiver.
+        demo = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ia_continu.cli",
+                "demo",
+                "--prefect-api-url",
+                api,
+                "--alerts-url",
+                f"http://127.0.0.1:{alerts_port}/webhook",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        assert "dataset drift True" in demo.stdout
+        assert "audit: promote version 2" in demo.stdout, demo.stdout
+        assert "Data drift detected" in demo.stdout
+        assert "Retrain: version 2 promoted" in demo.stdout
 
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=60)
