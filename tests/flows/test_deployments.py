@@ -89,12 +89,11 @@ def test_drift_event_triggers_the_served_retrain(
     )
     try:
         deadline = time.monotonic() + 90
-        # Wait until the deployment (and its trigger) exists before emitting the event.
-        while not _deployment_exists(prefect_server):
+        # Wait until the trigger (an automation, created after its deployment) exists.
+        while not _trigger_exists(prefect_server):
             assert server.poll() is None, server.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "retrain deployment never registered"
+            assert time.monotonic() < deadline, "retrain trigger never registered"
             time.sleep(1)
-        time.sleep(3)  # the trigger is loaded by the server's triggers service
 
         result = detect_drift()
         assert result["event_id"]
@@ -121,12 +120,8 @@ def test_drift_event_triggers_the_served_retrain(
             server.kill()
 
 
-def _deployment_exists(api_url: str) -> bool:
+def _trigger_exists(api_url: str) -> bool:
     import httpx
 
-    r = httpx.post(
-        f"{api_url}/deployments/filter",
-        json={"deployments": {"name": {"any_": ["retrain"]}}},
-        timeout=10,
-    )
-    return r.status_code == 200 and len(r.json()) > 0
+    r = httpx.post(f"{api_url}/automations/filter", json={}, timeout=10)
+    return r.status_code == 200 and any(a["name"] == "retrain-on-drift" for a in r.json())
