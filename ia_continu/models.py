@@ -94,6 +94,8 @@ class PredictionLog(Base):
 
     __table_args__ = (
         Index("ix_prediction_log_created_at", "created_at"),
+        # Every monitoring query is "one family since t": a range of this index (migration 0002).
+        Index("ix_prediction_log_family_created", "family", "created_at"),
         # Windowed metrics read only rows with an outcome: (created_at, actual) covers them.
         Index("ix_prediction_log_created_actual", "created_at", "actual"),
         Index("ix_prediction_log_request_id", "request_id"),

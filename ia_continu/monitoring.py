@@ -32,29 +32,64 @@ def _when(cond: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
     return case((cond, value), else_=None)
 
 
-def _count_if(cond: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((cond, 1), else_=0))
-
-
-def _quality_columns() -> list[ColumnElement[Any]]:
-    """Aggregates shared by the window and per-day figures (labelled in this order)."""
-    has_actual = P.actual.is_not(None)
+# Per-row expressions are what a scan of a million rows pays for (SQLite evaluates each one
+# in its bytecode loop), so the aggregates below are the plainest that give the figures:
+# sums instead of averages (the average is sum / count, added up across windows in Python),
+# no CASE where a NULL already drops out (``prediction - actual`` is NULL without an actual,
+# ``actual = 1.0`` is NULL, hence false, without one), the confusion counts only for
+# classification.
+def _quality_columns(task: str) -> list[ColumnElement[Any]]:
+    """Aggregates shared by the window and per-day figures (read back by label)."""
     diff = P.prediction - P.actual
-    positive_pred, positive_actual = P.prediction == 1.0, P.actual == 1.0
-    return [
+    columns = [
         func.count().label("count"),
-        func.avg(P.confidence).label("avg_confidence"),
-        func.avg(P.latency_ms).label("avg_latency_ms"),
+        func.sum(P.confidence).label("sum_confidence"),
+        func.sum(P.latency_ms).label("sum_latency_ms"),
         func.count(P.actual).label("labeled"),
-        func.sum(func.abs(_when(has_actual, diff))).label("sum_abs"),
-        func.sum(_when(has_actual, diff * diff)).label("ss_res"),
+        func.sum(func.abs(diff)).label("sum_abs"),
+        func.sum(diff * diff).label("ss_res"),
         func.sum(P.actual).label("sum_a"),
         func.sum(P.actual * P.actual).label("sum_a2"),
-        _count_if(has_actual & (P.is_accurate == True)).label("accurate"),  # noqa: E712
-        _count_if(has_actual & positive_pred & positive_actual).label("tp"),
-        _count_if(has_actual & positive_pred & ~positive_actual).label("fp"),
-        _count_if(has_actual & ~positive_pred & positive_actual).label("fn"),
+        func.count(_when(P.actual.is_not(None) & (P.is_accurate == True))).label("accurate"),  # noqa: E712
     ]
+    if task == "classification":
+        positive_pred, positive_actual = P.prediction == 1.0, P.actual == 1.0
+        columns += [
+            func.count(_when(positive_pred & positive_actual)).label("tp"),
+            func.count(_when(positive_pred & (P.actual != 1.0))).label("fp"),
+            func.count(_when((P.prediction != 1.0) & positive_actual)).label("fn"),
+        ]
+    return columns
+
+
+def _lift_columns(task: str) -> list[ColumnElement[Any]]:
+    """The shadow rows (both answers logged, and an actual): their count and, summed over
+    them, the ML and the fallback figure (a hit for classification, an absolute error
+    otherwise). See ``shadow_lift``."""
+    ml_known = P.ml_prediction.is_not(None)
+    fb_known = P.fallback_prediction.is_not(None)
+    if task == "classification":
+        # ``x = actual`` is NULL when either is NULL: no separate NOT NULL test needed.
+        ml = func.count(_when(fb_known & (P.ml_prediction == P.actual)))
+        fb = func.count(_when(ml_known & (P.fallback_prediction == P.actual)))
+    else:
+        ml = func.sum(func.abs(_when(fb_known, P.ml_prediction - P.actual)))
+        fb = func.sum(func.abs(_when(ml_known, P.fallback_prediction - P.actual)))
+    return [
+        func.count(_when(ml_known & fb_known & P.actual.is_not(None))).label("lift_n"),
+        ml.label("lift_ml"),
+        fb.label("lift_fb"),
+    ]
+
+
+class _Sums:
+    """Two windows' aggregates added up (every column is a count or a sum)."""
+
+    def __init__(self, *rows: Any) -> None:
+        for key in rows[0]._mapping:
+            values = [r._mapping.get(key) for r in rows]
+            values = [v for v in values if v is not None]
+            setattr(self, key, sum(values) if values else None)
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -67,8 +102,8 @@ def _finish(row: Any, task: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "count": n,
         "labeled_count": labeled,
-        "avg_confidence": _round(row.avg_confidence),
-        "avg_prediction_time_ms": _round(row.avg_latency_ms),
+        "avg_confidence": _round(_ratio(float(row.sum_confidence or 0.0), n)),
+        "avg_prediction_time_ms": _round(_ratio(float(row.sum_latency_ms or 0.0), n)),
         "mae": None,
         "rmse": None,
         "r2": None,
@@ -115,9 +150,16 @@ def window_metrics(
     """Seed 001's ``get_metrics(hours)``: figures over the last ``hours``."""
     since = (now or utcnow()) - timedelta(hours=hours)
     task = _task(family)
-    row = session.execute(select(*_quality_columns()).where(_window(family, since))).one()
+    # One range of the (family, created_at) index gives the figures and the shadow lift.
+    row = session.execute(
+        select(*_quality_columns(task), *_lift_columns(task)).where(_window(family, since))
+    ).one()
+    return _window_figures(row, family, hours, task)
+
+
+def _window_figures(row: Any, family: str, hours: float, task: str) -> dict[str, Any]:
     out = {"period_hours": hours, "family": family, **_finish(row, task)}
-    out["lift"] = shadow_lift(session, family, since, task)
+    out["lift"] = _finish_lift(row.lift_n, row.lift_ml, row.lift_fb, task)
     return out
 
 
@@ -127,26 +169,20 @@ def shadow_lift(session: Session, family: str, since: datetime, task: str) -> di
     Regression compares MAE (lift = fallback MAE - ML MAE), classification compares accuracy
     (lift = ML accuracy - fallback accuracy): a positive lift means ML is better.
     """
-    both = and_(
-        _window(family, since),
-        P.ml_prediction.is_not(None),
-        P.fallback_prediction.is_not(None),
-        P.actual.is_not(None),
-    )
-    if task == "classification":
-        ml_col = func.avg(case((P.ml_prediction == P.actual, 1.0), else_=0.0))
-        fb_col = func.avg(case((P.fallback_prediction == P.actual, 1.0), else_=0.0))
-        metric = "accuracy"
-    else:
-        ml_col = func.avg(func.abs(P.ml_prediction - P.actual))
-        fb_col = func.avg(func.abs(P.fallback_prediction - P.actual))
-        metric = "mae"
-    n, ml, fb = session.execute(select(func.count(), ml_col, fb_col).where(both)).one()
+    n, ml, fb = session.execute(select(*_lift_columns(task)).where(_window(family, since))).one()
+    return _finish_lift(n, ml, fb, task)
+
+
+def _finish_lift(n: Any, ml_sum: Any, fb_sum: Any, task: str) -> dict[str, Any]:
+    metric = "accuracy" if task == "classification" else "mae"
+    n = int(n or 0)
+    ml = float(ml_sum or 0.0) / n if n else None
+    fb = float(fb_sum or 0.0) / n if n else None
     lift = None
     if n:
-        lift = float(ml) - float(fb) if metric == "accuracy" else float(fb) - float(ml)
+        lift = ml - fb if metric == "accuracy" else fb - ml
     return {
-        "count": int(n or 0),
+        "count": n,
         "metric": metric,
         "ml": _round(ml),
         "fallback": _round(fb),
@@ -165,7 +201,7 @@ def daily_metrics(
     day = func.date(P.created_at).label("day")
     task = _task(family)
     rows = session.execute(
-        select(day, *_quality_columns()).where(_window(family, since)).group_by(day)
+        select(day, *_quality_columns(task)).where(_window(family, since)).group_by(day)
     ).all()
     by_day = {_as_date(r.day): _finish(r, task) for r in rows}
     empty = _finish(_EmptyRow(), task)
@@ -255,18 +291,37 @@ def anomalies(
 
 
 def summary(session: Session, settings: Settings) -> dict[str, Any]:
-    """Seed 001's summary: totals, 24 h and 7 d figures, the rollout, the anomaly count."""
+    """Seed 001's summary: totals, 24 h and 7 d figures, the rollout, the anomaly count.
+
+    Each row is read once: the last 24 h and the 6 days before are two ranges of the
+    (family, created_at) index, each with plain sums (the 7 d figures add both up), the 24 h
+    range also counts the anomalies; the total adds the rows older than 7 days, counted on the
+    index alone. A CASE per window per aggregate over the whole week would cost more than
+    the second range.
+    """
     family = settings.family.value
     now = utcnow()
+    task = _task(family)
     state = rollout.read_state(session, settings)
     flag_stats = rollout.stats(session, family, state.stats_since)
-    total = session.scalar(select(func.count()).where(P.family == family)) or 0
-    found = anomalies(session, family, settings.anomaly_threshold, 24, limit=0, now=now)
+    since_24h, since_7d = now - timedelta(hours=24), now - timedelta(hours=168)
+    threshold = settings.anomaly_threshold
+    columns = [*_quality_columns(task), *_lift_columns(task)]
+    last_24h = session.execute(
+        select(*columns, func.count(_when(P.error > threshold)).label("anomalies")).where(
+            _window(family, since_24h)
+        )
+    ).one()
+    days_2_to_7 = session.execute(
+        select(*columns).where(_window(family, since_7d), P.created_at < since_24h)
+    ).one()
+    older = session.scalar(select(func.count()).where(P.family == family, P.created_at < since_7d))
+    week = _Sums(last_24h, days_2_to_7)
     return {
         "family": family,
-        "total_predictions": int(total),
-        "metrics_24h": window_metrics(session, family, 24, now=now),
-        "metrics_7d": window_metrics(session, family, 168, now=now),
+        "total_predictions": int(older or 0) + int(week.count or 0),
+        "metrics_24h": _window_figures(last_24h, family, 24, task),
+        "metrics_7d": _window_figures(week, family, 168, task),
         "feature_flags": {
             "ml_enabled": state.enabled,
             "ml_traffic_percentage": state.percentage,
@@ -276,7 +331,7 @@ def summary(session: Session, settings: Settings) -> dict[str, Any]:
             "ml_success_rate": flag_stats["ml_success_rate"],
             "health": rollout.health(flag_stats, state, settings)["status"],
         },
-        "anomaly_threshold": settings.anomaly_threshold,
-        "anomalies_count": found["count"],
+        "anomaly_threshold": threshold,
+        "anomalies_count": int(last_24h.anomalies or 0),
         "timestamp": now.isoformat() + "Z",
     }
