@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -46,3 +47,20 @@ def alert_flow_failure(flow: Any, flow_run: Any, state: Any) -> None:
             key=f"flow-failed-{flow.name}",
         )
     )
+
+
+def state_key(prefix: str, *parts: str) -> str:
+    """A Prefect Variable name for state kept between runs (each run may be a new process,
+    so memory cannot carry it). Names allow lowercase letters, digits and underscores."""
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:10]
+    return f"ia_continu_{prefix}_{digest}"
+
+
+def swap_state(name: str, value: Any) -> Any:
+    """Store ``value`` under ``name``; return what was there (None the first time)."""
+    from prefect.variables import Variable
+
+    previous = Variable.get(name, default=None)
+    if previous != value:
+        Variable.set(name, value, overwrite=True)
+    return previous

@@ -7,20 +7,17 @@ recovery alert. "degraded" (serving the fallback) counts as up: the API answers.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import httpx
 from prefect import flow, get_run_logger, task
-from prefect.variables import Variable
 
-from flows.common import alert_flow_failure, settings_and_engine
+from flows.common import alert_flow_failure, settings_and_engine, state_key, swap_state
 from notifications import Alert, Severity, notify
 
 
 def state_variable(url: str) -> str:
-    # One variable per watched URL; names allow lowercase letters, digits and underscores.
-    return "ia_continu_health_" + hashlib.sha1(url.encode()).hexdigest()[:10]
+    return state_key("health", url)  # one state per watched URL
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -41,11 +38,8 @@ def probe(url: str, timeout: float) -> dict[str, Any]:
 
 @task
 def transition(variable: str, up: bool) -> tuple[str | None, str]:
-    previous = Variable.get(variable, default=None)
     current = "up" if up else "down"
-    if previous != current:
-        Variable.set(variable, current, overwrite=True)
-    return previous, current
+    return swap_state(variable, current), current
 
 
 @flow(name="health_check", on_failure=[alert_flow_failure], log_prints=True)

@@ -9,7 +9,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
-from flows.common import PERFORMANCE_EVENT, alert_flow_failure, model_resource, settings_and_engine
+from flows.common import (
+    PERFORMANCE_EVENT,
+    alert_flow_failure,
+    model_resource,
+    settings_and_engine,
+    state_key,
+    swap_state,
+)
 from ia_continu import decision, registry
 from ia_continu.db import session_scope
 from ia_continu.families import get_family
@@ -67,32 +74,57 @@ def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
     # Only the recent window alerts: the 7-day one is context, and would keep alerting for
     # a week after a problem is fixed.
     bad = decision.crossed(checks[alert_window])
-    event_id = None
+    crossed_now = sorted(c.metric for c in bad)
+    # One incident, one alert: alert when the set of crossed thresholds changes (and once on
+    # recovery), not every hour while it stays the same. The set is kept between runs.
+    previous = swap_state(
+        state_key("performance", settings.database_url, settings.registered_model_name),
+        crossed_now,
+    )
+    event_id, alerted = None, False
     if bad:
         with session_scope(engine) as session:
             version = registry.champion_version(session, settings.family.value)
-        text = "; ".join(c.describe() for c in bad)
-        notify(
-            Alert(
-                "Model performance below thresholds",
-                f"{alert_window}: {text}",
-                Severity.warning,
-                {"model_version": version, "predictions": results[alert_window].get("count")},
-                key=f"performance-{settings.family.value}",
+        if crossed_now != (previous or []):
+            text = "; ".join(c.describe() for c in bad)
+            alerted = notify(
+                Alert(
+                    "Model performance below thresholds",
+                    f"{alert_window}: {text}",
+                    Severity.warning,
+                    {"model_version": version, "predictions": results[alert_window].get("count")},
+                    key=f"performance-{settings.family.value}",
+                ),
+                cooldown=0,
             )
-        )
+        # The event goes out on every crossing run: automations may count or debounce them.
         event = emit_event(
             event=PERFORMANCE_EVENT,
             resource=model_resource(settings, version),
             payload={
                 "window": alert_window,
-                "crossed": [c.metric for c in bad],
+                "crossed": crossed_now,
                 "metrics": {c.metric: c.value for c in bad},
             },
         )
         event_id = str(event.id) if event else None
+    elif previous:
+        alerted = notify(
+            Alert(
+                "Model performance back within thresholds",
+                f"{alert_window}: no threshold crossed (was: {', '.join(previous)})",
+                Severity.info,
+                key=f"performance-ok-{settings.family.value}",
+            ),
+            cooldown=0,
+        )
     get_run_logger().info("performance: %d threshold(s) crossed", len(bad))
-    return {"metrics": results, "crossed": [c.metric for c in bad], "event_id": event_id}
+    return {
+        "metrics": results,
+        "crossed": crossed_now,
+        "event_id": event_id,
+        "alerted": alerted,
+    }
 
 
 if __name__ == "__main__":
