@@ -1,6 +1,7 @@
 """The prediction log writer: group commits off the request path, and nothing answered is lost.
 
-``/predict`` hands rows to ``submit`` (a list append under a lock, ~1 µs) and answers at once.
+``/predict`` hands its answers to ``submit_chunk`` (an append under a lock, ~1 µs) and answers
+at once; the rows themselves are built here, in the writer's thread, off the request path.
 A background thread writes them in batches of up to ``batch_size`` rows at least every
 ``flush_interval`` seconds: one commit per batch instead of one per request, which is what
 keeps logging at ~0.9x the throughput of not logging (../shared/STACK.md).
@@ -50,6 +51,9 @@ class PredictionLogWriter:
         self.max_pending = max_pending
         self.spool_dir = spool_dir
         self._queue: deque[dict[str, Any]] = deque()
+        # Answers not yet expanded into rows (objects with ``rows()`` and ``len()``).
+        self._chunks: deque[Any] = deque()
+        self._chunk_rows = 0
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -68,9 +72,26 @@ class PredictionLogWriter:
             if len(self._queue) >= self.batch_size:
                 self._cond.notify()
 
+    def submit_chunk(self, chunk: Any) -> None:
+        """Queue a call's answers; ``chunk.rows()`` runs later, in the writer thread."""
+        with self._cond:
+            self._chunks.append(chunk)
+            self._chunk_rows += len(chunk)
+            if len(self._queue) + self._chunk_rows >= self.batch_size:
+                self._cond.notify()
+
     @property
     def pending(self) -> int:
-        return len(self._queue) + self._inflight
+        return len(self._queue) + self._chunk_rows + self._inflight
+
+    def _expand_chunks(self) -> None:
+        with self._cond:
+            chunks = list(self._chunks)
+            self._chunks.clear()
+        rows = [row for chunk in chunks for row in chunk.rows()]
+        with self._cond:
+            self._queue.extend(rows)
+            self._chunk_rows -= len(rows)
 
     @property
     def healthy(self) -> bool:
@@ -89,6 +110,7 @@ class PredictionLogWriter:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._expand_chunks()
         with self._cond:
             left = list(self._queue)
             self._queue.clear()
@@ -109,11 +131,15 @@ class PredictionLogWriter:
         backoff = 0.0
         while True:
             with self._cond:
-                if not self._queue and not self._stopping:
+                waiting = len(self._queue) + self._chunk_rows
+                if not waiting and not self._stopping:
                     self._cond.wait(self.flush_interval)
-                elif len(self._queue) < self.batch_size and not self._stopping and backoff == 0:
+                elif waiting < self.batch_size and not self._stopping and backoff == 0:
                     # Let a batch build up for at most one interval.
                     self._cond.wait(self.flush_interval)
+            if self._chunks:
+                self._expand_chunks()
+            with self._cond:
                 if not self._queue:
                     if self._stopping:
                         return

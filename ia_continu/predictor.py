@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,126 @@ class ModelFailure(RuntimeError):
 
 @dataclass(slots=True)
 class Context:
-    request_id: str | None = None
-    booking_id: str | None = None
-    driver_id: str | None = None
+    """Per-row identifiers, as columns (one entry per row, or None for the whole column)."""
+
+    request_ids: list[str | None] | None = None
+    booking_ids: list[str | None] | None = None
+    driver_ids: list[str | None] | None = None
+
+
+@dataclass(slots=True)
+class Answers:
+    """The answers to one call, column by column (a single prediction is a batch of one).
+
+    Columns keep the hot path in numpy; rows (``row(i)``) are built only when asked for,
+    and the prediction log expands them in its own thread.
+    """
+
+    request_ids: list[str]
+    prediction: np.ndarray
+    confidence: np.ndarray
+    by_ml: np.ndarray  # bool: who answered each row
+    decision: np.ndarray  # object: why
+    model_version: str | None  # the ML model's version (fallback rows say "fallback")
+    latency_ms: float  # per row
+    created_at: datetime
+    risk_level: list[str] | None = None
+    contributing_factors: list[dict[str, float] | None] | None = None
+    probability: np.ndarray | None = None
+    ml_prediction: np.ndarray | None = None  # NaN where not computed
+    fallback_prediction: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def row(self, i: int) -> dict[str, Any]:
+        by_ml = bool(self.by_ml[i])
+        out = {
+            "request_id": self.request_ids[i],
+            "prediction": float(self.prediction[i]),
+            "confidence": round(float(self.confidence[i]), 6),
+            "model_version": self.model_version if by_ml else "fallback",
+            "served_by": "ml" if by_ml else "fallback",
+            "decision": str(self.decision[i]),
+            "risk_level": self.risk_level[i] if self.risk_level else None,
+            "contributing_factors": (
+                self.contributing_factors[i] if self.contributing_factors else None
+            ),
+            "latency_ms": round(self.latency_ms, 4),
+            "timestamp": self.created_at.isoformat() + "Z",
+        }
+        if self.probability is not None and self.probability[i] == self.probability[i]:
+            out["probability"] = round(float(self.probability[i]), 6)  # ML rows only
+        return out
+
+
+@dataclass(slots=True)
+class LogChunk:
+    """What the prediction log needs of one call; expanded into rows by the writer thread."""
+
+    family: str
+    features: np.ndarray
+    context: Context
+    answers: Answers
+    rollout_percentage: float
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def rows(self) -> list[dict[str, Any]]:
+        a, n = self.answers, len(self.answers)
+        by_ml = a.by_ml.tolist()
+        none = [None] * n
+        ml = _nan_to_none(a.ml_prediction, n)
+        fb = _nan_to_none(a.fallback_prediction, n)
+        risk = a.risk_level or none
+        factors = a.contributing_factors or none
+        bookings = self.context.booking_ids or none
+        drivers = self.context.driver_ids or none
+        version = a.model_version
+        return [
+            {
+                "request_id": rid,
+                "booking_id": booking,
+                "driver_id": driver,
+                "family": self.family,
+                "features": feats,
+                "prediction": pred,
+                "confidence": conf,
+                "risk_level": r,
+                "contributing_factors": f,
+                "model_version": version if m else "fallback",
+                "latency_ms": a.latency_ms,
+                "decision": d,
+                "served_by": "ml" if m else "fallback",
+                "rollout_percentage": self.rollout_percentage,
+                "ml_prediction": mp,
+                "fallback_prediction": fp,
+                "created_at": a.created_at,
+                "updated_at": a.created_at,
+            }
+            for rid, booking, driver, feats, pred, conf, r, f, m, d, mp, fp in zip(
+                a.request_ids,
+                bookings,
+                drivers,
+                self.features.tolist(),
+                a.prediction.tolist(),
+                np.round(a.confidence, 6).tolist(),
+                risk,
+                factors,
+                by_ml,
+                a.decision.tolist(),
+                ml,
+                fb,
+                strict=True,
+            )
+        ]
+
+
+def _nan_to_none(values: np.ndarray | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    return [None if v != v else v for v in values.tolist()]  # v != v: NaN
 
 
 class Predictor:
@@ -53,13 +171,14 @@ class Predictor:
         self.alarm = alarm
         self.observe = observe  # callback(decisions, latency_s, served_model) for Prometheus
 
-    def predict(self, X: np.ndarray, contexts: list[Context]) -> list[dict[str, Any]]:
-        """Answer every row of X (already validated); log each answer."""
+    def predict(self, X: np.ndarray, context: Context | None = None) -> Answers:
+        """Answer every row of X (already validated); hand the answers to the log."""
         started = time.perf_counter()
         n = len(X)
+        context = context or Context()
         state = self.flags.get()
         served = self.holder.current
-        ids = [c.request_id for c in contexts]
+        ids = list(context.request_ids) if context.request_ids else [None] * n
         missing = [i for i, request_id in enumerate(ids) if not request_id]
         for i, new_id in zip(missing, _new_ids(len(missing)), strict=True):
             ids[i] = new_id
@@ -92,83 +211,46 @@ class Predictor:
                 ml_failed = int(use_ml.sum())
                 log.warning("ML model %s failed on %d rows: %s", served.version, n, exc)
                 if use_ml.any() and not state.fallback_on_error:
-                    self._record_alarm(use_ml.sum(), ml_failed)
+                    self._record_alarm(ml_failed, ml_failed)
                     raise ModelFailure(f"model {served.version} failed: {exc}") from exc
                 decision[use_ml] = rollout.FALLBACK_ERROR
                 use_ml = np.zeros(n, bool)
-                shadow[:] = False
-        fb_rows = ~use_ml | shadow
+                ml_rows = use_ml
+        fb_rows = ~use_ml | (shadow & (ml_scores is not None))
         fb_scores = _subset_scores(self.family.fallback, X, fb_rows) if fb_rows.any() else None
 
-        latency_ms = (time.perf_counter() - started) * 1000.0 / max(n, 1)
-        now = utcnow()
-        version = served.version if served is not None else None
-        out: list[dict[str, Any]] = []
-        rows: list[dict[str, Any]] = []
-        # Plain lists before the per-row loop: indexing numpy arrays one scalar at a time
-        # cost about half of /predict/batch's time for 10,000 rows (py-spy, bench/).
-        ml_view, fb_view = _View(ml_scores), _View(fb_scores)
-        ml_pos = (np.cumsum(ml_rows) - 1).tolist()
-        fb_pos = (np.cumsum(fb_rows) - 1).tolist()
-        use_ml_l, ml_rows_l, fb_rows_l = use_ml.tolist(), ml_rows.tolist(), fb_rows.tolist()
-        decisions = [str(d) for d in decision.tolist()]
-        features = X.tolist()
-        timestamp = now.isoformat() + "Z"
-        latency_out = round(latency_ms, 4)
-        rollout_percentage = state.percentage if state.enabled else 0.0
-        family_name = self.family.name
-        for i in range(n):
-            by_ml = use_ml_l[i]
-            src, j = (ml_view, ml_pos[i]) if by_ml else (fb_view, fb_pos[i])
-            ml_value = ml_view.prediction[ml_pos[i]] if ml_rows_l[i] and ml_view.ok else None
-            fb_value = fb_view.prediction[fb_pos[i]] if fb_rows_l[i] and fb_view.ok else None
-            prediction = src.prediction[j]
-            result = {
-                "request_id": ids[i],
-                "prediction": prediction,
-                "confidence": round(src.confidence[j], 6),
-                "model_version": version if by_ml else "fallback",
-                "served_by": "ml" if by_ml else "fallback",
-                "decision": decisions[i],
-                "risk_level": src.risk_level[j] if src.risk_level else None,
-                "contributing_factors": (
-                    src.contributing_factors[j] if src.contributing_factors else None
-                ),
-                "latency_ms": latency_out,
-                "timestamp": timestamp,
-            }
-            if src.probability is not None:
-                result["probability"] = round(src.probability[j], 6)
-            out.append(result)
-            ctx = contexts[i]
-            rows.append(
-                {
-                    "request_id": ids[i],
-                    "booking_id": ctx.booking_id,
-                    "driver_id": ctx.driver_id,
-                    "family": family_name,
-                    "features": features[i],
-                    "prediction": prediction,
-                    "confidence": result["confidence"],
-                    "risk_level": result["risk_level"],
-                    "contributing_factors": result["contributing_factors"],
-                    "model_version": result["model_version"],
-                    "latency_ms": latency_ms,
-                    "decision": result["decision"],
-                    "served_by": result["served_by"],
-                    "rollout_percentage": rollout_percentage,
-                    "ml_prediction": ml_value,
-                    "fallback_prediction": fb_value,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+        ml_full = _spread(ml_scores, ml_rows, n)
+        fb_full = _spread(fb_scores, fb_rows, n)
+        pick = _pick(use_ml, ml_full, fb_full)
+        answers = Answers(
+            request_ids=ids,
+            prediction=pick("prediction"),
+            confidence=pick("confidence"),
+            by_ml=use_ml,
+            decision=decision,
+            model_version=served.version if served is not None else None,
+            latency_ms=(time.perf_counter() - started) * 1000.0 / max(n, 1),
+            created_at=utcnow(),
+            risk_level=_pick_list(use_ml, ml_full, fb_full, "risk_level"),
+            contributing_factors=_pick_list(use_ml, ml_full, fb_full, "contributing_factors"),
+            probability=pick("probability"),
+            ml_prediction=ml_full["prediction"] if ml_full else None,
+            fallback_prediction=fb_full["prediction"] if fb_full else None,
+        )
         if self.writer is not None:
-            self.writer.submit(rows)
-        self._record_alarm(int((decision == rollout.ML).sum()) + ml_failed, ml_failed)
+            self.writer.submit_chunk(
+                LogChunk(
+                    self.family.name,
+                    X,
+                    context,
+                    answers,
+                    state.percentage if state.enabled else 0.0,
+                )
+            )
+        self._record_alarm(int(use_ml.sum()) + ml_failed, ml_failed)
         if self.observe is not None:
-            self.observe(decision, time.perf_counter() - started, version)
-        return out
+            self.observe(decision, time.perf_counter() - started, answers.model_version)
+        return answers
 
     def _record_alarm(self, attempts: int, failures: int) -> None:
         if self.alarm is not None and attempts:
@@ -179,28 +261,67 @@ def _subset_scores(score, X: np.ndarray, mask: np.ndarray) -> Scores:
     return score(X if mask.all() else X[mask])
 
 
-class _View:
-    """A Scores as plain Python lists (floats), or empty when there is none."""
+def _spread(scores: Scores | None, mask: np.ndarray, n: int) -> dict[str, Any] | None:
+    """Scores computed on ``mask`` rows -> full-length columns (NaN / None elsewhere)."""
+    if scores is None:
+        return None
+    out: dict[str, Any] = {}
+    for name, values in (
+        ("prediction", scores.prediction),
+        ("confidence", scores.confidence),
+        ("probability", scores.extra.get("probability")),
+    ):
+        if values is None:
+            continue
+        if mask.all():
+            out[name] = np.asarray(values, dtype=float)
+        else:
+            full = np.full(n, np.nan)
+            full[mask] = values
+            out[name] = full
+    for name in ("risk_level", "contributing_factors"):
+        values = getattr(scores, name)
+        if values is None:
+            continue
+        if mask.all():
+            out[name] = list(values)
+        else:
+            full_list: list[Any] = [None] * n
+            for i, v in zip(np.flatnonzero(mask).tolist(), values, strict=True):
+                full_list[i] = v
+            out[name] = full_list
+    return out
 
-    __slots__ = (
-        "confidence",
-        "contributing_factors",
-        "ok",
-        "prediction",
-        "probability",
-        "risk_level",
-    )
 
-    def __init__(self, scores: Scores | None) -> None:
-        self.ok = scores is not None
-        self.prediction = scores.prediction.astype(float).tolist() if scores else []
-        self.confidence = scores.confidence.astype(float).tolist() if scores else []
-        self.risk_level = list(scores.risk_level) if scores and scores.risk_level else None
-        self.contributing_factors = (
-            scores.contributing_factors if scores and scores.contributing_factors else None
-        )
-        probability = scores.extra.get("probability") if scores else None
-        self.probability = None if probability is None else probability.astype(float).tolist()
+def _pick(use_ml: np.ndarray, ml: dict | None, fb: dict | None):
+    """Column ``name`` of whoever answered each row."""
+
+    def pick(name: str) -> np.ndarray | None:
+        a = ml.get(name) if ml else None
+        b = fb.get(name) if fb else None
+        if a is None and b is None:
+            return None
+        if a is None:
+            return b if not use_ml.any() else np.where(use_ml, np.nan, b)
+        if b is None:
+            return a if use_ml.all() else np.where(use_ml, a, np.nan)
+        return np.where(use_ml, a, b)
+
+    return pick
+
+
+def _pick_list(use_ml: np.ndarray, ml: dict | None, fb: dict | None, name: str) -> list | None:
+    a = ml.get(name) if ml else None
+    b = fb.get(name) if fb else None
+    if a is None and b is None:
+        return None
+    if use_ml.all() and a is not None:
+        return a
+    if not use_ml.any() and b is not None:
+        return b
+    none = [None] * len(use_ml)
+    a, b = a or none, b or none
+    return [x if m else y for m, x, y in zip(use_ml.tolist(), a, b, strict=True)]
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}

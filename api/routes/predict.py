@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, status
@@ -40,10 +39,10 @@ async def predict(body: PredictRequest, runtime: RuntimeDep) -> PredictionPublic
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     ctx = body.context or body
     context = Context(
-        body.request_id, ctx.booking_id or body.booking_id, ctx.driver_id or body.driver_id
+        [body.request_id], [ctx.booking_id or body.booking_id], [ctx.driver_id or body.driver_id]
     )
     try:
-        (result,) = runtime.predictor.predict(X, [context])
+        result = runtime.predictor.predict(X, context).row(0)
     except ModelFailure as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     result["prediction"] = _as_label(family.task, result["prediction"])
@@ -89,42 +88,37 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
     except InvalidFeatures as exc:
         raise HTTPException(422, str(exc)) from None
     n = len(X)
-    columns = {}
+    columns: dict[str, list[str | None] | None] = {}
     for name in ("request_ids", "booking_ids", "driver_ids"):
         values = payload.get(name)
         if values is None:
-            columns[name] = [None] * n
+            columns[name] = None
             continue
         if not isinstance(values, list) or len(values) != n:
             raise HTTPException(422, f"'{name}' must be a list with one entry per row ({n})")
-        bad = [
-            v
-            for v in values
-            if v is not None and not (isinstance(v, str | int) and 0 < len(str(v)) <= 100)
-        ]
-        if bad:
+        if not all(
+            v is None or (isinstance(v, str | int) and 0 < len(str(v)) <= 100) for v in values
+        ):
             raise HTTPException(422, f"'{name}' entries must be strings of 1..100 characters")
         columns[name] = [None if v is None else str(v) for v in values]
-    contexts = [
-        Context(r, b, d)
-        for r, b, d in zip(
-            columns["request_ids"], columns["booking_ids"], columns["driver_ids"], strict=True
-        )
-    ]
     try:
-        results = runtime.predictor.predict(X, contexts)
+        answers = runtime.predictor.predict(X, Context(**columns))
     except ModelFailure as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    versions = {r["model_version"] for r in results if r["served_by"] == "ml"}
+    # Built from the columns: no per-row dict on the way out either.
+    by_ml = answers.by_ml
+    prediction = answers.prediction
     body = {
         "count": n,
-        "model_version": versions.pop() if len(versions) == 1 else None,
-        "timestamp": datetime.now(UTC).isoformat(),
-        "request_ids": [r["request_id"] for r in results],
-        "predictions": [_as_label(family.task, r["prediction"]) for r in results],
-        "confidence": [r["confidence"] for r in results],
-        "served_by": [r["served_by"] for r in results],
-        "decision": [r["decision"] for r in results],
-        "risk_level": [r["risk_level"] for r in results] if family.task == "regression" else None,
+        "model_version": answers.model_version if by_ml.any() else None,
+        "timestamp": answers.created_at.isoformat() + "Z",
+        "request_ids": answers.request_ids,
+        "predictions": (
+            prediction.astype(int) if family.task == "classification" else prediction.round(4)
+        ).tolist(),
+        "confidence": answers.confidence.round(6).tolist(),
+        "served_by": np.where(by_ml, "ml", "fallback").tolist(),
+        "decision": answers.decision.tolist(),
+        "risk_level": answers.risk_level if family.task == "regression" else None,
     }
     return Response(json.dumps(body), media_type="application/json")

@@ -24,6 +24,7 @@ DESIGN = (
     "weekend",
     "night",
 )
+_DESIGN_ARRAY = np.array(DESIGN)
 # Risk bands in minutes of delay.
 RISK_MEDIUM, RISK_HIGH = 5.0, 15.0
 
@@ -145,11 +146,14 @@ class DelayFamily(ModelFamily):
         risk = np.where(pred >= RISK_HIGH, "high", np.where(pred >= RISK_MEDIUM, "medium", "low"))
         factors = None
         if contributions is not None:
-            # The three largest contributions (in minutes), as seed 001 logs them.
+            # The three largest contributions (in minutes), as seed 001 logs them. Picked and
+            # rounded in numpy: per-row numpy scalars cost ~10 µs a row, 100 ms a batch.
             top = np.argsort(-np.abs(contributions), axis=1)[:, :3]
+            values = np.take_along_axis(contributions, top, axis=1).round(3).tolist()
+            names = _DESIGN_ARRAY[top].tolist()
             factors = [
-                {DESIGN[j]: round(float(row[j]), 3) for j in idx if row[j] != 0.0}
-                for row, idx in zip(contributions, top, strict=True)
+                {k: v for k, v in zip(ks, vs, strict=True) if v != 0.0}
+                for ks, vs in zip(names, values, strict=True)
             ]
         return Scores(
             prediction=pred,
@@ -162,7 +166,7 @@ class DelayFamily(ModelFamily):
         # Seed 000's heuristic: distance x 0.5.
         pred = X[:, 0] * 0.5
         scores = self._scores(pred, None, 0.5)
-        scores.contributing_factors = [{"distance_km": round(float(p), 3)} for p in pred]
+        scores.contributing_factors = [{"distance_km": p} for p in pred.round(3).tolist()]
         return scores
 
     def accurate(self, prediction, actual, tolerance):
