@@ -22,11 +22,11 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
 
-def get_family(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ModelFamily:
+async def get_family(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ModelFamily:
     return runtime.holder.family
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
 
 from fastapi import HTTPException, Request, status
 from limits import parse
@@ -17,6 +18,11 @@ from limits.strategies import MovingWindowRateLimiter
 
 _storage = MemoryStorage()
 _limiter = MovingWindowRateLimiter(_storage)
+
+
+@lru_cache(maxsize=64)
+def _parse(text: str):
+    return parse(text)  # "100/minute" -> a RateLimitItem, once per distinct string
 
 
 def reset() -> None:
@@ -37,7 +43,7 @@ def limit(setting_name: str):
         settings = request.app.state.runtime.settings
         if not settings.rate_limit_enabled:
             return
-        item = parse(getattr(settings, setting_name))
+        item = _parse(getattr(settings, setting_name))
         key = (setting_name, client_key(request))
         if not _limiter.hit(item, *key):
             reset_at = _limiter.get_window_stats(item, *key).reset_time
