@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -94,18 +93,11 @@ class Runtime:
                 )
             ),
         )
-        # Benchmark knob only (bench/): the same app with the prediction log switched off.
-        log_enabled = os.environ.get("IA_CONTINU_PREDICTION_LOG_ENABLED", "true").lower() not in (
-            "0",
-            "false",
-            "no",
-            "off",
-        )
         predictor = Predictor(
             settings,
             holder,
             flags,
-            writer if log_enabled else None,
+            writer if settings.prediction_log_enabled else None,
             alarm,
             observe=metrics.observe_predictions,
         )

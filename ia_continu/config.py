@@ -30,70 +30,120 @@ class Settings(BaseSettings):
     )
 
     # --- runtime -----------------------------------------------------------------------
-    environment: Literal["development", "test", "production"] = "development"
-    data_dir: Path = Path("data")
-    host: str = "127.0.0.1"
-    port: int = 9000
-    api_url: str = Field("", description="Where flows and the CLI reach the API; default host:port")
-    family: Family = Family.classification
-    migrate_on_start: bool = True
-    log_level: str = "INFO"
+    environment: Literal["development", "test", "production"] = Field(
+        "development",
+        description="production refuses to start without a real API key (16+ characters)",
+    )
+    data_dir: Path = Field(Path("data"), description="the embedded stores, reports, spool, logs")
+    host: str = Field("127.0.0.1", description="where `ia-continu run` binds the API")
+    port: int = Field(9000, description="the API's port")
+    api_url: str = Field("", description="where flows and the CLI reach the API; default host:port")
+    family: Family = Field(
+        Family.classification, description="the model family served: classification or delay"
+    )
+    migrate_on_start: bool = Field(True, description="apply Alembic migrations when the API starts")
+    log_level: str = Field("INFO", description="level of the ia_continu loggers")
 
     # --- storage -----------------------------------------------------------------------
-    database_url: str = Field("", description="SQLAlchemy URL; default sqlite under data_dir")
-    mlflow_tracking_uri: str = Field("", description="default sqlite:///<data_dir>/mlflow.db")
-    mlflow_artifacts_dir: Path | None = None
-    mlflow_experiment: str = "ia_continu_solution"
-    model_name_prefix: str = Field("ia_continu", description="registered model = <prefix>_<family>")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL (postgres:// accepted); default sqlite:///<data_dir>/ia_continu.db",
+    )
+    mlflow_tracking_uri: str = Field(
+        "", description="MLflow tracking and registry store; default sqlite:///<data_dir>/mlflow.db"
+    )
+    mlflow_artifacts_dir: Path | None = Field(
+        None, description="artifact root of the experiment; default <data_dir>/mlartifacts"
+    )
+    mlflow_experiment: str = Field("ia_continu_solution", description="MLflow experiment name")
+    model_name_prefix: str = Field(
+        "ia_continu", description="registered model name = <prefix>_<family>"
+    )
 
-    # --- security ----------------------------------------------------------------------
-    api_key: SecretStr | None = None
-    rate_limit_predict: str = "100/minute"
-    rate_limit_retrain: str = "10/hour"
-    rate_limit_enabled: bool = True
-
+    # --- security and limits -------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        None,
+        description="admin key (X-API-Key); development falls back to dev-insecure-key, "
+        "production refuses to start without one",
+    )
+    rate_limit_predict: str = Field("100/minute", description="per client, /predict and batch")
+    rate_limit_retrain: str = Field("10/hour", description="per client, /retrain")
+    rate_limit_enabled: bool = Field(True, description="turn the rate limits off (benchmarks)")
     max_batch_rows: int = Field(50_000, ge=1, description="rows accepted by one /predict/batch")
     max_actuals_per_call: int = Field(
         100_000, ge=1, description="outcomes accepted by one POST /api/actuals"
     )
 
     # --- prediction log ------------------------------------------------------------------
+    prediction_log_enabled: bool = Field(
+        True, description="log every prediction (off only to measure the log's cost)"
+    )
     log_batch_size: int = Field(500, ge=1, description="rows per group commit")
     log_flush_interval_ms: int = Field(50, ge=1, description="max time a row waits to be written")
-    log_max_pending: int = Field(200_000, ge=1000, description="rows kept while the DB is down")
+    log_max_pending: int = Field(
+        200_000, ge=1000, description="rows kept in memory while the DB is down, then spooled"
+    )
 
     # --- model lifecycle -----------------------------------------------------------------
     promotion_margin: float = Field(
         0.0, ge=0, description="how much worse than the champion a challenger may be"
     )
-    holdout_fraction: float = Field(0.2, gt=0.05, lt=0.5)
-    champion_poll_seconds: float = Field(2.0, gt=0)
-    delay_tolerance_minutes: float = Field(3.0, gt=0)
+    holdout_fraction: float = Field(
+        0.2, gt=0.05, lt=0.5, description="share of a dataset kept to judge challenger and champion"
+    )
+    champion_poll_seconds: float = Field(
+        2.0, gt=0, description="how fast every API process picks up a new champion"
+    )
+    delay_tolerance_minutes: float = Field(
+        3.0, gt=0, description="delay family: a prediction is accurate when |error| < this"
+    )
 
     # --- rollout (initial values; afterwards the DB row is the truth) ---------------------
-    ml_enabled: bool = True
-    ml_traffic_percentage: float = Field(100.0, ge=0, le=100)
-    fallback_on_error: bool = True
-    rollout_cache_seconds: float = Field(1.0, ge=0, description="how stale a replica's view may be")
-    shadow_sample_rate: float = Field(0.1, ge=0, le=1)
-    rollout_error_alert_rate: float = Field(0.2, gt=0, le=1)
-    rollout_error_alert_min_requests: int = Field(100, ge=1)
+    ml_enabled: bool = Field(True, description="initial rollout flag: ML on")
+    ml_traffic_percentage: float = Field(
+        100.0, ge=0, le=100, description="initial rollout share of traffic for ML"
+    )
+    fallback_on_error: bool = Field(
+        True, description="initial: answer with the fallback when ML fails (else 503)"
+    )
+    rollout_cache_seconds: float = Field(
+        1.0, ge=0, description="how stale a replica's view of the rollout flag may be"
+    )
+    shadow_sample_rate: float = Field(
+        0.1, ge=0, le=1, description="initial share of requests answered by both ML and fallback"
+    )
+    rollout_error_alert_rate: float = Field(
+        0.2, gt=0, le=1, description="ML error rate that makes the rollout critical and alerts"
+    )
+    rollout_error_alert_min_requests: int = Field(
+        100, ge=1, description="ML requests needed before the error rate is judged"
+    )
 
     # --- monitoring thresholds (seed 001 / seed 002) -------------------------------------
-    mae_threshold: float = 3.0
-    rmse_threshold: float = 4.0
-    r2_threshold: float = 0.65
-    accuracy_threshold: float = 0.80
-    latency_threshold_ms: float = 150.0
-    anomaly_threshold: float = 5.0
-    drift_share: float = Field(0.5, gt=0, le=1)
+    mae_threshold: float = Field(3.0, description="delay: MAE above this is a crossed threshold")
+    rmse_threshold: float = Field(4.0, description="delay: RMSE above this is poor (retrain rule)")
+    r2_threshold: float = Field(0.65, description="delay: R² below this is poor (retrain rule)")
+    accuracy_threshold: float = Field(
+        0.80, description="accuracy rate below this is poor (classification's retrain rule)"
+    )
+    latency_threshold_ms: float = Field(150.0, description="average prediction time alert (ms)")
+    anomaly_threshold: float = Field(5.0, description="an error above this is an anomaly")
+    drift_share: float = Field(
+        0.5, gt=0, le=1, description="share of drifted features that makes the dataset drifted"
+    )
 
     # --- alerts --------------------------------------------------------------------------
-    discord_webhook_url: SecretStr | None = None
-    alert_cooldown_seconds: float = 600.0
+    discord_webhook_url: SecretStr | None = Field(
+        None, description="Discord webhook; unset: alerts go to the log"
+    )
+    alert_cooldown_seconds: float = Field(
+        600.0, description="alerts with the same key inside this window are one incident"
+    )
 
     # --- flows ---------------------------------------------------------------------------
-    health_check_interval_seconds: int = 60
+    health_check_interval_seconds: int = Field(
+        60, description="how often the health_check flow calls /health"
+    )
     ground_truth_delay_seconds: float = Field(
         60.0,
         ge=0,
