@@ -33,6 +33,37 @@ from ia_continu.models import PredictionLog
 log = logging.getLogger(__name__)
 
 _DATETIME_FIELDS = ("created_at", "updated_at")
+_JSON_FIELDS = frozenset({"features", "contributing_factors"})
+# What a prediction row carries when it is logged (the outcome columns come later).
+LOG_COLUMNS = (
+    "request_id",
+    "booking_id",
+    "driver_id",
+    "family",
+    "features",
+    "prediction",
+    "confidence",
+    "risk_level",
+    "contributing_factors",
+    "model_version",
+    "latency_ms",
+    "decision",
+    "served_by",
+    "rollout_percentage",
+    "ml_prediction",
+    "fallback_prediction",
+    "created_at",
+    "updated_at",
+)
+
+
+def _driver_value(key: str, value: Any, sqlite: bool = False) -> Any:
+    if key in _JSON_FIELDS and value is not None:
+        return json.dumps(value)
+    if sqlite and isinstance(value, datetime):
+        # SQLAlchemy's own SQLite format (fixed width, so string comparisons order correctly).
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 class PredictionLogWriter:
@@ -58,6 +89,7 @@ class PredictionLogWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._inflight = 0
+        self._compiled: tuple[str, bool] | None = None
         # Figures for /health and /metrics.
         self.written = 0
         self.spooled = 0
@@ -181,8 +213,28 @@ class PredictionLogWriter:
                 self._replay_spools()
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
+        # Straight to the driver's executemany with values it takes as they are: through
+        # SQLAlchemy's per-row parameter processing, 10,000 rows cost ~4x the CPU.
+        sql, positional = self._statement()
+        sqlite = self.engine.dialect.name == "sqlite"
+        if positional:
+            params: list[Any] = [
+                tuple(_driver_value(k, row.get(k), sqlite) for k in LOG_COLUMNS) for row in rows
+            ]
+        else:
+            params = [
+                {k: _driver_value(k, row.get(k), sqlite) for k in LOG_COLUMNS} for row in rows
+            ]
         with self.engine.begin() as conn:
-            conn.execute(insert(PredictionLog), rows)
+            conn.exec_driver_sql(sql, params)
+
+    def _statement(self) -> tuple[str, bool]:
+        if self._compiled is None:
+            compiled = insert(PredictionLog.__table__).compile(
+                dialect=self.engine.dialect, column_keys=list(LOG_COLUMNS)
+            )
+            self._compiled = (str(compiled), bool(compiled.positional))
+        return self._compiled
 
     def _take_overflow(self) -> list[dict[str, Any]]:
         extra = len(self._queue) - self.max_pending
