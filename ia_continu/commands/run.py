@@ -48,9 +48,25 @@ def _start(name: str, argv: list[str], env: dict[str, str], logs: Path) -> Child
     # A session of its own: Ctrl-C reaches us only, and we stop the children in order; the
     # whole group is signalled, so grandchildren (Prefect's services, MLflow's workers) go too.
     process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     return Child(name, process, log_path)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: if `ia-continu run` itself dies (SIGKILL, crash), the kernel
+    sends this child SIGTERM, so no API or Prefect server is left orphaned on its port."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(children: list[Child], grace: float = 15.0) -> None:
