@@ -104,10 +104,14 @@ def _apply(
         family = settings.family.value
         task = get_family(family).task
         target = getattr(PredictionLog, key)
+        # The family test must not be usable as an index: without statistics, SQLite then
+        # picks the (family, created_at) index over the id's and scans every row of the
+        # family per id (100,000 actuals over 1M rows never finished). coalesce() hides it.
+        same_family = func.coalesce(PredictionLog.family, "") == family
         now = utcnow()
         result = conn.execute(
             sql_update(PredictionLog)
-            .where(target == tmp.c.key, PredictionLog.family == family)
+            .where(target == tmp.c.key, same_family)
             .values(
                 actual=tmp.c.actual,
                 error=func.abs(PredictionLog.prediction - tmp.c.actual),
@@ -117,7 +121,7 @@ def _apply(
             )
             .execution_options(synchronize_session=False)
         )
-        known = exists().where(target == tmp.c.key, PredictionLog.family == family)
+        known = exists().where(target == tmp.c.key, same_family)
         unknown = conn.scalars(select(tmp.c.key).where(~known).order_by(tmp.c.key)).all()
         return int(result.rowcount or 0), list(unknown)
     finally:
