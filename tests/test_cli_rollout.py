@@ -3,77 +3,36 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
+
+from tests.live import free_port, start_api
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "ia-continu")
 KEY = "cli-test-key-0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    port = _free_port()
-    env = {
-        **os.environ,
+    settings_env = {
         "IA_CONTINU_DATA_DIR": str(tmp / "data"),
         "IA_CONTINU_API_KEY": KEY,
         "IA_CONTINU_MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
         "IA_CONTINU_ENVIRONMENT": "test",
-        "IA_CONTINU_PORT": str(port),
-        "IA_CONTINU_API_URL": f"http://127.0.0.1:{port}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    log = open(tmp / "api.log", "w")  # noqa: SIM115 (open for the child's lifetime)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--loop",
-            "asyncio",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = env["IA_CONTINU_API_URL"]
+    server = start_api(settings_env, tmp)
+    env = {**os.environ, **settings_env, "IA_CONTINU_API_URL": server.url}
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp / "api.log").read_text()
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code in (200, 503):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "API did not start"
-            time.sleep(0.2)
         yield env, create_engine(f"sqlite:///{tmp / 'data' / 'ia_continu.db'}")
     finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+        server.stop()
 
 
 def _cli(env, *args: str) -> subprocess.CompletedProcess:
@@ -127,7 +86,7 @@ def test_options_override_settings_and_errors_are_one_line(live):
     assert r.stderr.strip() == "error: the API refused the key (403): invalid API key"
     assert _row(engine) == before
 
-    r = _cli(env, "status", "--api-url", f"http://127.0.0.1:{_free_port()}")
+    r = _cli(env, "status", "--api-url", f"http://127.0.0.1:{free_port()}")
     assert r.returncode == 1 and r.stderr.startswith("error: cannot reach the API at")
 
     r = _cli(env, "percentage", "150")  # refused before anything is sent

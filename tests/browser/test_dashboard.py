@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.live import start_api
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -54,12 +53,6 @@ BANDS = {
 OFFSETS = (0.4, -1.1, 1.6, -0.3, 2.4, -0.8, 0.1, 6.5, -1.9, 0.9)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_until(condition, *, timeout: float, what: str, interval: float = 0.2):
     """Poll until ``condition()`` is truthy; fail saying what never happened."""
     deadline = time.monotonic() + timeout
@@ -79,9 +72,7 @@ def _wait_until(condition, *, timeout: float, what: str, interval: float = 0.2):
 def api(tmp_path_factory):
     """A real ``uvicorn api.main:app`` on a free loopback port, delay family, test environment."""
     tmp = tmp_path_factory.mktemp("browser_api")
-    port = _free_port()
     env = {
-        **os.environ,
         "IA_CONTINU_ENVIRONMENT": "test",
         "IA_CONTINU_DATA_DIR": str(tmp / "data"),
         "IA_CONTINU_API_KEY": API_KEY,
@@ -94,48 +85,14 @@ def api(tmp_path_factory):
         "IA_CONTINU_CHAMPION_POLL_SECONDS": "0.2",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log_path = tmp / "uvicorn.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--loop",
-                "asyncio",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=base, timeout=60)
+    env = {k: v for k, v in env.items() if k.startswith(("IA_CONTINU_", "MLFLOW_"))}
+    server = start_api(env, tmp, timeout=180)
+    client = httpx.Client(base_url=server.url, timeout=60)
     try:
-
-        def up():
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"uvicorn exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
-                )
-            return client.get("/health").status_code in (200, 503)
-
-        _wait_until(up, timeout=180, what="the API to answer /health")
         yield client
     finally:
         client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 def _send_traffic(api: httpx.Client, *, prefix: str, rows: int, offset_shift: float = 0.0) -> None:
