@@ -123,6 +123,7 @@ class RolloutCache:
         self.ttl = max(settings.rollout_cache_seconds, 0.05)
         self._state: RolloutState | None = None
         self._stale = True
+        self._generation = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -133,10 +134,17 @@ class RolloutCache:
         return self._state
 
     def refresh(self) -> None:
+        # A read that started before an invalidate() may carry the old flag: it must not
+        # clear the stale mark that the newer change set (the background refresher raced
+        # the admin route that way, and this process served the old flag for one period).
+        generation = self._generation
         try:
             with Session(self.engine) as session, session.begin():
-                self._state = read_state(session, self.settings)
-            self._stale = False
+                state = read_state(session, self.settings)
+            if generation == self._generation:
+                self._state, self._stale = state, False
+            elif self._state is None:
+                self._state = state
         except Exception:
             if self._state is None:  # DB down from the start: the settings' initial flag
                 s = self.settings
@@ -152,6 +160,7 @@ class RolloutCache:
 
     def invalidate(self) -> None:
         """Re-read on next use (after this process changed the flag)."""
+        self._generation += 1
         self._stale = True
 
     def start(self) -> None:
