@@ -65,10 +65,19 @@ def notify(alert: Alert, *, webhook_url: str | None = None, cooldown: float | No
             log.info("alert suppressed by cooldown: %s", alert.title)
             return False
         if not webhook_url:
-            level = {Severity.info: logging.INFO, Severity.warning: logging.WARNING,
-                     Severity.critical: logging.ERROR}[alert.severity]
-            log.log(level, "ALERT [%s] %s: %s %s", alert.severity, alert.title, alert.message,
-                    alert.fields or "")
+            level = {
+                Severity.info: logging.INFO,
+                Severity.warning: logging.WARNING,
+                Severity.critical: logging.ERROR,
+            }[alert.severity]
+            log.log(
+                level,
+                "ALERT [%s] %s: %s %s",
+                alert.severity,
+                alert.title,
+                alert.message,
+                alert.fields or "",
+            )
             return True
         from notifications.discord import send_discord
 

@@ -18,6 +18,7 @@ from ia_continu.models import PredictionLog
 
 router = APIRouter(tags=["health"])
 
+
 @router.get(
     "/health",
     response_model=HealthPublic,
