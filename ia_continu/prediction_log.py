@@ -26,14 +26,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
 from ia_continu.models import PredictionLog
 
 log = logging.getLogger(__name__)
 
 _DATETIME_FIELDS = ("created_at", "updated_at")
-_JSON_FIELDS = frozenset({"features", "contributing_factors"})
+_JSON_FIELDS = ("features", "contributing_factors")
 # What a prediction row carries when it is logged (the outcome columns come later).
 LOG_COLUMNS = (
     "request_id",
@@ -57,13 +57,29 @@ LOG_COLUMNS = (
 )
 
 
-def _driver_value(key: str, value: Any, sqlite: bool = False) -> Any:
-    if key in _JSON_FIELDS and value is not None:
-        return json.dumps(value)
-    if sqlite and isinstance(value, datetime):
-        # SQLAlchemy's own SQLite format (fixed width, so string comparisons order correctly).
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+_JSON_POSITIONS = tuple(LOG_COLUMNS.index(c) for c in _JSON_FIELDS)
+_TIMESTAMPS = len(LOG_COLUMNS) - 2  # created_at and updated_at close every row
+assert LOG_COLUMNS[_TIMESTAMPS:] == _DATETIME_FIELDS
+
+
+def row_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row as a mapping -> the writer's row: LOG_COLUMNS order, JSON columns encoded."""
+    values = [row.get(k) for k in LOG_COLUMNS]
+    for i in _JSON_POSITIONS:
+        if values[i] is not None:
+            values[i] = json.dumps(values[i])
+    return tuple(values)
+
+
+def _sqlite_timestamp(value: Any, cache: dict[datetime, str]) -> Any:
+    # SQLAlchemy's own SQLite format (fixed width, so string comparisons order correctly);
+    # a chunk shares one timestamp, so it is formatted once.
+    if not isinstance(value, datetime):
+        return value
+    text = cache.get(value)
+    if text is None:
+        text = cache[value] = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text
 
 
 class PredictionLogWriter:
@@ -81,7 +97,7 @@ class PredictionLogWriter:
         self.flush_interval = flush_interval
         self.max_pending = max_pending
         self.spool_dir = spool_dir
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[tuple[Any, ...]] = deque()
         # Answers not yet expanded into rows (objects with ``rows()`` and ``len()``).
         self._chunks: deque[Any] = deque()
         self._chunk_rows = 0
@@ -89,7 +105,7 @@ class PredictionLogWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._inflight = 0
-        self._compiled: tuple[str, bool] | None = None
+        self._compiled: str | None = None
         # Figures for /health and /metrics.
         self.written = 0
         self.spooled = 0
@@ -99,13 +115,16 @@ class PredictionLogWriter:
 
     # --- producer side (request path) ----------------------------------------------------
     def submit(self, rows: list[dict[str, Any]]) -> None:
+        """Queue rows given as mappings (column -> value)."""
+        prepared = [row_tuple(row) for row in rows]
         with self._cond:
-            self._queue.extend(rows)
+            self._queue.extend(prepared)
             if len(self._queue) >= self.batch_size:
                 self._cond.notify()
 
     def submit_chunk(self, chunk: Any) -> None:
-        """Queue a call's answers; ``chunk.rows()`` runs later, in the writer thread."""
+        """Queue a call's answers; ``chunk.rows()`` (tuples in LOG_COLUMNS order, JSON columns
+        encoded, see ``row_tuple``) runs later, in the writer thread."""
         with self._cond:
             self._chunks.append(chunk)
             self._chunk_rows += len(chunk)
@@ -212,38 +231,36 @@ class PredictionLogWriter:
                 self.last_error = None
                 self._replay_spools()
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        # Straight to the driver's executemany with values it takes as they are: through
-        # SQLAlchemy's per-row parameter processing, 10,000 rows cost ~4x the CPU.
-        sql, positional = self._statement()
-        sqlite = self.engine.dialect.name == "sqlite"
-        if positional:
-            params: list[Any] = [
-                tuple(_driver_value(k, row.get(k), sqlite) for k in LOG_COLUMNS) for row in rows
-            ]
-        else:
-            params = [
-                {k: _driver_value(k, row.get(k), sqlite) for k in LOG_COLUMNS} for row in rows
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        # Straight to the driver's executemany with ready values: through SQLAlchemy's
+        # per-row parameter processing, 10,000 rows cost ~4x the CPU.
+        if self.engine.dialect.name == "sqlite":
+            cache: dict[datetime, str] = {}
+            t = _TIMESTAMPS
+            rows = [
+                (*r[:t], _sqlite_timestamp(r[t], cache), _sqlite_timestamp(r[t + 1], cache))
+                for r in rows
             ]
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(sql, params)
+            conn.exec_driver_sql(self._statement(), rows)
 
-    def _statement(self) -> tuple[str, bool]:
+    def _statement(self) -> str:
         if self._compiled is None:
-            compiled = insert(PredictionLog.__table__).compile(
-                dialect=self.engine.dialect, column_keys=list(LOG_COLUMNS)
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            self._compiled = (
+                f"INSERT INTO {PredictionLog.__tablename__} ({', '.join(LOG_COLUMNS)}) "
+                f"VALUES ({', '.join([mark] * len(LOG_COLUMNS))})"
             )
-            self._compiled = (str(compiled), bool(compiled.positional))
         return self._compiled
 
-    def _take_overflow(self) -> list[dict[str, Any]]:
+    def _take_overflow(self) -> list[tuple[Any, ...]]:
         extra = len(self._queue) - self.max_pending
         if extra <= 0 or self.spool_dir is None:
             return []
         return [self._queue.pop() for _ in range(extra)][::-1]
 
     # --- spool -----------------------------------------------------------------------------
-    def _spool(self, rows: list[dict[str, Any]]) -> None:
+    def _spool(self, rows: list[tuple[Any, ...]]) -> None:
         if self.spool_dir is None:
             log.error("prediction log: %d rows lost (no spool folder configured)", len(rows))
             return
@@ -251,7 +268,7 @@ class PredictionLogWriter:
         path = self.spool_dir / f"spool-{os.getpid()}-{time.time_ns()}.jsonl"
         with open(path, "w", encoding="utf-8") as fh:
             for row in rows:
-                fh.write(json.dumps(row, default=_encode) + "\n")
+                fh.write(json.dumps(list(row), default=_encode) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         self.spooled += len(rows)
@@ -284,8 +301,10 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot spool {type(value).__name__}")
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for key in _DATETIME_FIELDS:
-        if isinstance(row.get(key), str):
-            row[key] = datetime.fromisoformat(row[key])
-    return row
+def _decode(line: Any) -> tuple[Any, ...]:
+    if isinstance(line, dict):  # a row spooled as a mapping
+        line = list(row_tuple(line))
+    for i in range(_TIMESTAMPS, len(LOG_COLUMNS)):
+        if isinstance(line[i], str):
+            line[i] = datetime.fromisoformat(line[i])
+    return tuple(line)

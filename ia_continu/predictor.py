@@ -5,6 +5,7 @@ Works on whole batches with numpy: a single prediction is a batch of one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -97,49 +98,64 @@ class LogChunk:
     def __len__(self) -> int:
         return len(self.answers)
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The log rows, in ``prediction_log.LOG_COLUMNS`` order, JSON columns encoded."""
         a, n = self.answers, len(self.answers)
-        by_ml = a.by_ml.tolist()
         none = [None] * n
         ml = _nan_to_none(a.ml_prediction, n)
         fb = _nan_to_none(a.fallback_prediction, n)
-        risk = a.risk_level or none
-        factors = a.contributing_factors or none
-        bookings = self.context.booking_ids or none
-        drivers = self.context.driver_ids or none
-        version = a.model_version
+        factors = [None if f is None else json.dumps(f) for f in a.contributing_factors or none]
+        features = [json.dumps(x) for x in self.features.tolist()]
+        served = ["ml" if m else "fallback" for m in a.by_ml.tolist()]
+        versions = [a.model_version if m == "ml" else "fallback" for m in served]
+        family, latency, pct, at = self.family, a.latency_ms, self.rollout_percentage, a.created_at
         return [
-            {
-                "request_id": rid,
-                "booking_id": booking,
-                "driver_id": driver,
-                "family": self.family,
-                "features": feats,
-                "prediction": pred,
-                "confidence": conf,
-                "risk_level": r,
-                "contributing_factors": f,
-                "model_version": version if m else "fallback",
-                "latency_ms": a.latency_ms,
-                "decision": d,
-                "served_by": "ml" if m else "fallback",
-                "rollout_percentage": self.rollout_percentage,
-                "ml_prediction": mp,
-                "fallback_prediction": fp,
-                "created_at": a.created_at,
-                "updated_at": a.created_at,
-            }
-            for rid, booking, driver, feats, pred, conf, r, f, m, d, mp, fp in zip(
+            (
+                rid,
+                booking,
+                driver,
+                family,
+                feats,
+                pred,
+                conf,
+                risk,
+                fact,
+                version,
+                latency,
+                decision,
+                by,
+                pct,
+                mp,
+                fp,
+                at,
+                at,
+            )
+            for (
+                rid,
+                booking,
+                driver,
+                feats,
+                pred,
+                conf,
+                risk,
+                fact,
+                version,
+                decision,
+                by,
+                mp,
+                fp,
+            ) in zip(
                 a.request_ids,
-                bookings,
-                drivers,
-                self.features.tolist(),
+                self.context.booking_ids or none,
+                self.context.driver_ids or none,
+                features,
                 a.prediction.tolist(),
                 np.round(a.confidence, 6).tolist(),
-                risk,
+                a.risk_level or none,
                 factors,
-                by_ml,
+                versions,
                 a.decision.tolist(),
+                served,
                 ml,
                 fb,
                 strict=True,
