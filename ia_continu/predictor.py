@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -108,59 +109,30 @@ class LogChunk:
         features = [json.dumps(x) for x in self.features.tolist()]
         served = ["ml" if m else "fallback" for m in a.by_ml.tolist()]
         versions = [a.model_version if m == "ml" else "fallback" for m in served]
-        family, latency, pct, at = self.family, a.latency_ms, self.rollout_percentage, a.created_at
-        return [
-            (
-                rid,
-                booking,
-                driver,
-                family,
-                feats,
-                pred,
-                conf,
-                risk,
-                fact,
-                version,
-                latency,
-                decision,
-                by,
-                pct,
-                mp,
-                fp,
-                at,
-                at,
-            )
-            for (
-                rid,
-                booking,
-                driver,
-                feats,
-                pred,
-                conf,
-                risk,
-                fact,
-                version,
-                decision,
-                by,
-                mp,
-                fp,
-            ) in zip(
+        # One column per entry of LOG_COLUMNS, zipped into rows (constants repeated).
+        return list(
+            zip(
                 a.request_ids,
                 self.context.booking_ids or none,
                 self.context.driver_ids or none,
+                repeat(self.family, n),
                 features,
                 a.prediction.tolist(),
                 np.round(a.confidence, 6).tolist(),
                 a.risk_level or none,
                 factors,
                 versions,
+                repeat(a.latency_ms, n),
                 a.decision.tolist(),
                 served,
+                repeat(self.rollout_percentage, n),
                 ml,
                 fb,
+                repeat(a.created_at, n),
+                repeat(a.created_at, n),
                 strict=True,
             )
-        ]
+        )
 
 
 def _nan_to_none(values: np.ndarray | None, n: int) -> list[float | None]:
