@@ -6,21 +6,29 @@ MLflow aliases only know the present, so the champion's history (for rollback) l
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
+from ia_continu.locks import exclusive, try_exclusive
 from ia_continu.models import ChampionHistory, ModelEvent
 
-CHAMPION_ALIAS = "champion"
+log = logging.getLogger(__name__)
 
-# MLflow otherwise tries DNS look-ups for telemetry while logging (../shared/STACK.md).
+CHAMPION_ALIAS = "champion"
+_LOCKED = "ia_continu.registry_lock"  # session.info keys
+_ALIAS_MOVED = "ia_continu.alias_moved"
+
+# MLflow otherwise tries DNS look-ups for telemetry while logging.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -38,6 +46,16 @@ class ChampionState:
     version: str | None
     previous: str | None  # what a rollback would restore
     stack: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChampionChange:
+    before: ChampionState
+    after: ChampionState
+
+    @property
+    def changed(self) -> bool:
+        return self.after != self.before
 
 
 def mlflow_client(settings: Settings):
@@ -201,6 +219,86 @@ def record_event(
     return row
 
 
+def lock_name(settings: Settings) -> str:
+    """The one lock every change of this registered model's champion takes."""
+    return f"registry-{settings.registered_model_name}"
+
+
+@contextmanager
+def registry_session(engine: Engine, settings: Settings) -> Iterator[Session]:
+    """Hold the registry lock, with a session that commits *before* the lock is released.
+
+    Retrain's gate, promote and rollback all change the champion in here, so each one reads
+    the state, writes its history row, moves the MLflow alias and commits while no other
+    process can do the same: after any interleaving the DB and the alias agree, and every
+    change is one history row. The alias is checked against the DB on entry (the DB wins),
+    which repairs whatever a crash between moving it and committing left behind.
+    """
+    with exclusive(engine, lock_name(settings)) as conn:
+        session = Session(bind=conn if conn is not None else engine, expire_on_commit=False)
+        session.info[_LOCKED] = True
+        try:
+            _sync_alias(session, settings)
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            if session.info.get(_ALIAS_MOVED):
+                # The alias went ahead of a transaction that did not commit: put it back.
+                _sync_alias(session, settings)
+            raise
+        finally:
+            session.close()
+
+
+def reconcile_alias(engine: Engine, settings: Settings) -> None:
+    """Set the alias from the DB if they disagree; skipped (not waited for) while a change is
+    under way, since that change sets the alias itself. Never raises."""
+    try:
+        with try_exclusive(engine, lock_name(settings)) as acquired:
+            if not acquired:
+                return
+            with Session(bind=engine) as session:
+                _sync_alias(session, settings)
+    except Exception as exc:
+        log.warning("champion alias check skipped: %s: %s", type(exc).__name__, exc)
+
+
+def _alias_version(settings: Settings) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow_client(settings).get_registered_model(settings.registered_model_name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = model.aliases.get(CHAMPION_ALIAS)
+    return None if version is None else str(version)
+
+
+def _sync_alias(session: Session, settings: Settings) -> None:
+    try:
+        want = champion_version(session, settings.family.value)
+        have = _alias_version(settings)
+        if have == want:
+            return
+        log.warning(
+            "MLflow alias %r of %s was %s but the DB champion is %s: set from the DB",
+            CHAMPION_ALIAS,
+            settings.registered_model_name,
+            have,
+            want,
+        )
+        client = mlflow_client(settings)
+        if want is None:
+            client.delete_registered_model_alias(settings.registered_model_name, CHAMPION_ALIAS)
+        else:
+            client.set_registered_model_alias(settings.registered_model_name, CHAMPION_ALIAS, want)
+    except Exception as exc:  # the next change, or the next champion load, tries again
+        log.warning("champion alias not reconciled: %s: %s", type(exc).__name__, exc)
+
+
 def set_champion(
     session: Session,
     settings: Settings,
@@ -210,7 +308,14 @@ def set_champion(
     action: str = "promote",
     previous: str | None = None,
 ) -> None:
-    """Write the DB history (the source of truth) and move the MLflow alias to match."""
+    """Write the DB history (the source of truth) and move the MLflow alias to match.
+
+    Only inside :func:`registry_session`: the row is flushed first, then the alias moves; if
+    moving it fails the exception rolls the transaction back, and if the commit fails the
+    alias is put back, so the two never disagree for long.
+    """
+    if not session.info.get(_LOCKED):
+        raise RuntimeError("set_champion needs the session of registry_session (the lock)")
     session.add(
         ChampionHistory(
             family=settings.family.value,
@@ -221,50 +326,60 @@ def set_champion(
         )
     )
     session.flush()
+    session.info[_ALIAS_MOVED] = True
     mlflow_client(settings).set_registered_model_alias(
         settings.registered_model_name, CHAMPION_ALIAS, version
     )
 
 
-def promote(session: Session, settings: Settings, version: str, *, reason: str) -> ChampionState:
+def promote(engine: Engine, settings: Settings, version: str, *, reason: str) -> ChampionChange:
+    """Make ``version`` the champion (no change, and no history row, if it already is)."""
     family = settings.family.value
     version = str(version)
     if not version_exists(settings, version):
         raise UnknownVersion(
             f"version {version} of {settings.registered_model_name} does not exist"
         )
-    before = champion_state(session, family)
-    if before.version == version:
-        return before
-    set_champion(session, settings, version, reason=reason, previous=before.version)
-    record_event(
-        session, family, "promote", version=version, previous_version=before.version, reason=reason
-    )
-    return champion_state(session, family)
-
-
-def rollback(session: Session, settings: Settings, *, reason: str) -> ChampionState:
-    family = settings.family.value
-    before = champion_state(session, family)
-    if before.previous is None:
-        raise NothingToRollBack(
-            "no earlier champion to roll back to"
-            + (f" (version {before.version} is the first)" if before.version else "")
+    with registry_session(engine, settings) as session:
+        before = champion_state(session, family)
+        if before.version == version:
+            return ChampionChange(before, before)
+        set_champion(session, settings, version, reason=reason, previous=before.version)
+        record_event(
+            session,
+            family,
+            "promote",
+            version=version,
+            previous_version=before.version,
+            reason=reason,
         )
-    set_champion(
-        session,
-        settings,
-        before.previous,
-        reason=reason,
-        action="rollback",
-        previous=before.version,
-    )
-    record_event(
-        session,
-        family,
-        "rollback",
-        version=before.previous,
-        previous_version=before.version,
-        reason=reason,
-    )
-    return champion_state(session, family)
+        return ChampionChange(before, champion_state(session, family))
+
+
+def rollback(engine: Engine, settings: Settings, *, reason: str) -> ChampionChange:
+    """Restore the champion before the current one (raises NothingToRollBack)."""
+    family = settings.family.value
+    with registry_session(engine, settings) as session:
+        before = champion_state(session, family)
+        if before.previous is None:
+            raise NothingToRollBack(
+                "no earlier champion to roll back to"
+                + (f" (version {before.version} is the first)" if before.version else "")
+            )
+        set_champion(
+            session,
+            settings,
+            before.previous,
+            reason=reason,
+            action="rollback",
+            previous=before.version,
+        )
+        record_event(
+            session,
+            family,
+            "rollback",
+            version=before.previous,
+            previous_version=before.version,
+            reason=reason,
+        )
+        return ChampionChange(before, champion_state(session, family))

@@ -2,7 +2,8 @@
 
 Every API process polls a cheap marker (the last champion_history id) and reloads from MLflow
 only when it moves, so a promotion or rollback reaches all replicas within
-``champion_poll_seconds``, with no restart and no per-request I/O.
+``champion_poll_seconds``, with no restart and no per-request I/O. When it moves, the MLflow
+``champion`` alias is also checked against the DB (the source of truth).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class ModelHolder:
                 version = registry.champion_version(session, self.family.name)
             self._marker = marker
             self.champion_version = version
+            # The champion moved (or first load): a cheap moment to make sure the MLflow
+            # alias says the same as the DB, in case a crash left them apart.
+            registry.reconcile_alias(self.engine, self.settings)
             if version is None:
                 self.current, self.load_error = None, None
                 return False

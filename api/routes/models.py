@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import Field
 from sqlalchemy import select
 
 from api.deps import Admin, RuntimeDep, SessionDep
@@ -11,6 +12,12 @@ from ia_continu import registry
 from ia_continu.models import ModelEvent
 
 router = APIRouter(prefix="/models", tags=["models"])
+
+
+class ChampionChangePublic(ChampionPublic):
+    changed: bool = Field(
+        description="false when nothing changed (promoting the version that is already champion)"
+    )
 
 
 def _champion(runtime, session) -> dict:
@@ -57,41 +64,49 @@ def events(
     ]
 
 
+def _changed(runtime, change: registry.ChampionChange) -> ChampionChangePublic:
+    # This process serves the new champion before answering; the others within a poll.
+    runtime.holder.refresh()
+    served = runtime.holder.current
+    return ChampionChangePublic(
+        family=runtime.settings.family.value,
+        registered_model=runtime.settings.registered_model_name,
+        champion_version=change.after.version,
+        previous_version=change.after.previous,
+        served_version=served.version if served else None,
+        changed=change.changed,
+    )
+
+
 @router.post(
     "/{version}/promote",
-    response_model=ChampionPublic,
+    response_model=ChampionChangePublic,
     dependencies=[Admin],
     responses={404: {"description": "unknown version"}},
 )
 def promote(
-    version: str, runtime: RuntimeDep, session: SessionDep, body: PromoteRequest | None = None
-) -> ChampionPublic:
+    version: str, runtime: RuntimeDep, body: PromoteRequest | None = None
+) -> ChampionChangePublic:
     body = body or PromoteRequest()
     if not version.isdigit():
         raise HTTPException(404, f"unknown version '{version}': versions are numbers (GET /models)")
     try:
-        registry.promote(session, runtime.settings, version, reason=body.reason)
+        change = registry.promote(runtime.engine, runtime.settings, version, reason=body.reason)
     except registry.UnknownVersion as exc:
         raise HTTPException(404, str(exc)) from None
-    session.commit()
-    runtime.holder.refresh()
-    return ChampionPublic(**_champion(runtime, session))
+    return _changed(runtime, change)
 
 
 @router.post(
     "/rollback",
-    response_model=ChampionPublic,
+    response_model=ChampionChangePublic,
     dependencies=[Admin],
     responses={409: {"description": "no earlier champion"}},
 )
-def rollback(
-    runtime: RuntimeDep, session: SessionDep, body: RollbackRequest | None = None
-) -> ChampionPublic:
+def rollback(runtime: RuntimeDep, body: RollbackRequest | None = None) -> ChampionChangePublic:
     body = body or RollbackRequest()
     try:
-        registry.rollback(session, runtime.settings, reason=body.reason)
+        change = registry.rollback(runtime.engine, runtime.settings, reason=body.reason)
     except registry.NothingToRollBack as exc:
         raise HTTPException(409, str(exc)) from None
-    session.commit()
-    runtime.holder.refresh()
-    return ChampionPublic(**_champion(runtime, session))
+    return _changed(runtime, change)
