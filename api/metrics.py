@@ -61,6 +61,11 @@ log_pending = Gauge(
     multiprocess_mode="livesum",
 )
 log_written = Counter("prediction_log_written_rows", "Prediction rows written to the DB")
+log_dead_lettered = Gauge(
+    "prediction_log_dead_lettered_rows",
+    "Prediction rows the DB refused, set aside in the dead-letter folder (shared by workers)",
+    multiprocess_mode="livemax",
+)
 model_info = Gauge(
     "champion_version", "Champion version served by this process", multiprocess_mode="livemax"
 )
@@ -91,6 +96,7 @@ def refresh_gauges(rollout_state=None) -> None:
             model_info.set(float(holder.current.version) if holder.current else 0)
     if writer is not None:
         log_pending.set(writer.pending)
+        log_dead_lettered.set(writer.dead_lettered)
         with _lock:
             delta = writer.written - _bound.get("written", 0)
             _bound["written"] = writer.written

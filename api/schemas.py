@@ -2,12 +2,88 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
 
 Number = StrictFloat | StrictInt
-Identifier = Annotated[str, Field(min_length=1, max_length=100)]
+
+# Control characters (C0, DEL, C1) and lone surrogates: no id needs them, and they are what a
+# database refuses (PostgreSQL text takes no NUL; no driver can encode a lone surrogate) or
+# what breaks the logs and CSV exports ids end up in.
+_FORBIDDEN_IN_ID = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+IDENTIFIER_MAX = 100  # the width of the id columns (String(100))
+
+
+def _forbidden_char(value: str) -> str | None:
+    bad = _FORBIDDEN_IN_ID.search(value)
+    if bad is None:
+        return None
+    return (
+        "must not contain control characters or lone surrogates "
+        f"(U+{ord(bad.group()):04X} at position {bad.start()})"
+    )
+
+
+def identifier_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid identifier (request, booking or driver id), or None.
+
+    The one rule for ids, used by the pydantic ``Identifier`` type and by the hand-parsed
+    ``/predict/batch`` path alike: a string of 1..100 characters, no control character, no
+    lone surrogate. The message never quotes the value: it may not be printable.
+    """
+    if not isinstance(value, str):
+        return "must be a string"
+    if not 0 < len(value) <= IDENTIFIER_MAX:
+        return f"must be 1..{IDENTIFIER_MAX} characters long"
+    return _forbidden_char(value)
+
+
+def first_invalid_identifier(values: list[Any]) -> tuple[int, str] | None:
+    """The first entry of a list of ids (None entries allowed) breaking the rule, and why.
+
+    ``identifier_problem`` per entry, with a fast path for the common all-valid list: one
+    regex pass over the joined strings costs ~0.6 ms for 10,000 ids, a loop ~1.5 ms.
+    """
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    if set(map(type, present)) == {str}:
+        lengths = set(map(len, present))
+        if (
+            min(lengths) > 0
+            and max(lengths) <= IDENTIFIER_MAX
+            and _FORBIDDEN_IN_ID.search("".join(present)) is None
+        ):
+            return None
+    for i, value in enumerate(values):
+        if value is not None and (problem := identifier_problem(value)) is not None:
+            return i, problem
+    return None
+
+
+def _check_identifier(value: Any) -> Any:
+    # Runs before pydantic's own str parsing: a lone surrogate would otherwise be refused with
+    # a vague "unable to parse raw data as a unicode string". Type and length are left to the
+    # Field below (strings only: no int -> str coercion, as in /predict/batch).
+    if isinstance(value, str):
+        problem = _forbidden_char(value)
+        if problem is not None:
+            raise ValueError(f"identifier {problem}")
+    return value
+
+
+Identifier = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=IDENTIFIER_MAX,
+        # Documents the rule for clients and fuzzers; enforced by _check_identifier.
+        json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"},
+    ),
+    BeforeValidator(_check_identifier),
+]
 
 
 class HealthPublic(BaseModel):

@@ -3,6 +3,11 @@
 Outcomes arrive by ``request_id`` (the id the prediction was answered under) or by a
 context id such as ``booking_id`` (every prediction made for that booking gets the outcome).
 
+A ``request_id`` may appear on several rows: each call is logged as its own row (a client
+that retries, or sends the id twice in one batch, gets one row per answer), and an outcome
+posted for that id applies to every row with it, since a retried request is the same request;
+``updated`` then counts rows, not ids.
+
 Set-based on purpose: the items go into a temporary table with one multi-row insert, then
 one ``UPDATE ... FROM`` per key computes error and is_accurate in SQL. A row-by-row loop
 costs a round trip per item, which on PostgreSQL is minutes for the backfill's batch sizes.

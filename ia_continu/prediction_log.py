@@ -4,7 +4,7 @@
 at once; the rows themselves are built here, in the writer's thread, off the request path.
 A background thread writes them in batches of up to ``batch_size`` rows at least every
 ``flush_interval`` seconds: one commit per batch instead of one per request, which is what
-keeps logging at ~0.9x the throughput of not logging (../shared/STACK.md).
+keeps logging at ~0.9x the throughput of not logging.
 
 Durability:
 - clean shutdown (``stop``) drains the queue before the process exits;
@@ -12,21 +12,44 @@ Durability:
   ``max_pending`` rows, and at shutdown if the DB is still down, they are spooled to a JSONL
   file under the data folder, which the next writer to start (in any process) replays;
 - a SIGKILL loses at most what was waiting: one flush interval's worth of rows.
+
+No row can stop the log. A failure is either *transient* (``is_transient``: the DB is down,
+locked, timing out, its schema or grants are being fixed) and the batch waits and retries as
+above, or *permanent*: the database refuses a value (a NUL in PostgreSQL text, a lone
+surrogate no driver can encode, a constraint), and retrying the same batch would fail forever
+while every later prediction queued behind it. A permanently failing batch is split in halves
+until the refused rows stand alone: the others are written, each refused row goes to the
+dead-letter folder (``<data_dir>/dead-letter/*.jsonl``, one JSON line per row: ``at`` (UTC
+time), ``error`` and ``row``, the mapping ``submit`` takes, written ASCII-only so any string
+is storable). Spool files are replayed the same way, and a replay that fails is put back,
+retried, counted (``replay_failures``) and reported by ``/health``.
+
+``dead_lettered`` counts the lines of the dead-letter files, read from the folder itself: the
+verdict survives a restart, every worker sees the same figure, and ``/health`` stays
+``degraded`` while a line is there. An operator clears it by moving the files away (to keep a
+row after all, fix its value and put the line's ``row`` in a ``spool-*.jsonl`` file: it is
+replayed at the next start).
+
+A ``request_id`` is not unique here: each call is logged as its own row, so a retried request
+appears once per attempt, and an outcome posted for that id applies to every row with it
+(``ia_continu.actuals``): a retried request is the same request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from ia_continu.models import PredictionLog
 
@@ -61,6 +84,9 @@ _JSON_POSITIONS = tuple(LOG_COLUMNS.index(c) for c in _JSON_FIELDS)
 _TIMESTAMPS = len(LOG_COLUMNS) - 2  # created_at and updated_at close every row
 assert LOG_COLUMNS[_TIMESTAMPS:] == _DATETIME_FIELDS
 
+# How long an idle writer waits before trying a spool whose replay failed again.
+_REPLAY_RETRY_SECONDS = 5.0
+
 
 def row_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
     """A row as a mapping -> the writer's row: LOG_COLUMNS order, JSON columns encoded."""
@@ -82,6 +108,46 @@ def _sqlite_timestamp(value: Any, cache: dict[datetime, str]) -> Any:
     return text
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True when waiting may fix the failure, False when the database refuses the rows.
+
+    Transient: the connection (refused, dropped, timed out, pool exhausted), a locked or
+    read-only SQLite file, a server shutting down or out of resources; also PostgreSQL's
+    class 42 (missing table, revoked grant), which no row causes and an operator's fix cures.
+    Everything else is permanent: DataError, IntegrityError, a value the driver cannot encode
+    (UnicodeEncodeError, ValueError, TypeError), a row too big for an index (class 54).
+    """
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    sqlstate = str(getattr(orig, "sqlstate", None) or "")
+    if sqlstate.startswith("54"):  # program_limit_exceeded: this row, not the moment
+        return False
+    if isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    ):
+        return True
+    if isinstance(exc, sa_exc.ProgrammingError) and sqlstate.startswith("42"):
+        return True
+    # The driver's own exceptions, should one arrive unwrapped (DB-API names them alike).
+    names = {cls.__name__ for cls in type(orig).__mro__}
+    if names & {"OperationalError", "InterfaceError"}:
+        return True
+    return isinstance(orig, OSError)  # sockets, timeouts (TimeoutError is an OSError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for logs, /health and the dead-letter: printable ASCII whatever the error
+    quotes (a database message may echo the refused value)."""
+    lines = str(exc).splitlines()
+    text = f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
 class PredictionLogWriter:
     def __init__(
         self,
@@ -91,12 +157,19 @@ class PredictionLogWriter:
         flush_interval: float = 0.05,
         max_pending: int = 200_000,
         spool_dir: Path | None = None,
+        dead_letter_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_pending = max_pending
         self.spool_dir = spool_dir
+        # Next to the spool unless told otherwise: <data_dir>/spool -> <data_dir>/dead-letter.
+        if dead_letter_dir is None and spool_dir is not None:
+            dead_letter_dir = spool_dir.parent / "dead-letter"
+        self.dead_letter_dir = dead_letter_dir
+        self._dead_letter_file: Path | None = None
+        self._dead_letter_counts: dict[str, tuple[int, int]] = {}  # name -> (size, lines)
         self._queue: deque[tuple[Any, ...]] = deque()
         # Answers not yet expanded into rows (objects with ``rows()`` and ``len()``).
         self._chunks: deque[Any] = deque()
@@ -105,13 +178,21 @@ class PredictionLogWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._inflight = 0
+        self._batch: list[tuple[Any, ...]] = []
         self._compiled: str | None = None
+        self._backoff = 0.0
+        self._replay_at: float | None = None  # monotonic time of the next replay attempt
         # Figures for /health and /metrics.
         self.written = 0
         self.spooled = 0
         self.failed_flushes = 0
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        self.refused = 0  # rows the database refused, in this process
+        self.last_refusal: str | None = None
+        self.lost = 0  # refused rows that could not even be set aside, or never built
+        self.replay_failures = 0
+        self.replay_error: str | None = None  # set while a spool waits after a failed replay
 
     # --- producer side (request path) ----------------------------------------------------
     def submit(self, rows: list[dict[str, Any]]) -> None:
@@ -139,14 +220,29 @@ class PredictionLogWriter:
         with self._cond:
             chunks = list(self._chunks)
             self._chunks.clear()
-        rows = [row for chunk in chunks for row in chunk.rows()]
+        rows: list[tuple[Any, ...]] = []
+        taken = 0
+        for chunk in chunks:
+            n = len(chunk)
+            taken += n
+            try:
+                rows.extend(chunk.rows())
+            except Exception as exc:  # a bug, not a reason to stop logging the others
+                self.lost += n
+                self.last_refusal = describe(exc)
+                log.exception("prediction log: %d answered rows could not be built", n)
         with self._cond:
             self._queue.extend(rows)
-            self._chunk_rows -= len(rows)
+            self._chunk_rows -= taken
 
     @property
     def healthy(self) -> bool:
         return self.last_error is None
+
+    @property
+    def dead_lettered(self) -> int:
+        """Rows set aside in the dead-letter folder (every file, every process, any time)."""
+        return self._count_dead_letters()
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -179,57 +275,119 @@ class PredictionLogWriter:
 
     # --- consumer side ---------------------------------------------------------------------
     def _run(self) -> None:
-        backoff = 0.0
+        while True:
+            try:
+                self._loop()
+                return
+            except Exception as exc:  # last resort: the thread must outlive any bug
+                log.exception("prediction log: writer loop failed; it carries on")
+                # The batch in hand is set aside rather than retried: retrying would run into
+                # the same bug again, forever (some of its rows may be in the DB already).
+                batch, self._batch = self._batch, []
+                if batch:
+                    self._dead_letter(batch, exc)
+                with self._cond:
+                    self._inflight = 0
+                if self._stopping:
+                    return
+                time.sleep(0.5)
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 waiting = len(self._queue) + self._chunk_rows
                 if not waiting and not self._stopping:
                     self._cond.wait(self.flush_interval)
-                elif waiting < self.batch_size and not self._stopping and backoff == 0:
+                elif waiting < self.batch_size and not self._stopping and self._backoff == 0:
                     # Let a batch build up for at most one interval.
                     self._cond.wait(self.flush_interval)
             if self._chunks:
                 self._expand_chunks()
+            if self._replay_at is not None and time.monotonic() >= self._replay_at:
+                self._replay_spools()  # a spool put back after a failed replay
             with self._cond:
                 if not self._queue:
                     if self._stopping:
                         return
-                    continue
-                n = min(self.batch_size, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(n)]
-                self._inflight = n
-            try:
-                self._write(batch)
-            except Exception as exc:  # DB down, locked, network...: keep the rows, retry.
+                else:
+                    n = min(self.batch_size, len(self._queue))
+                    self._batch = [self._queue.popleft() for _ in range(n)]
+                    self._inflight = n
+            if not self._batch:
+                continue
+            left, exc = self._write_or_isolate(self._batch)
+            self._batch = []
+            if left:  # DB down, locked, network...: keep the rows, retry.
                 with self._cond:
-                    self._queue.extendleft(reversed(batch))
+                    self._queue.extendleft(reversed(left))
                     self._inflight = 0
                     overflow = self._take_overflow()
                 self.failed_flushes += 1
-                self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                self.last_error = describe(exc) if exc is not None else "write failed"
                 self.last_error_at = time.time()
                 if overflow:
                     self._spool(overflow)
                 if self._stopping:
                     return  # stop() spools what is left
-                backoff = min(max(backoff * 2, 0.2), 5.0)
+                self._backoff = min(max(self._backoff * 2, 0.2), 5.0)
                 log.warning(
                     "prediction log: write failed (%s); %d rows pending, retry in %.1fs",
                     self.last_error,
                     self.pending,
-                    backoff,
+                    self._backoff,
                 )
                 with self._cond:
-                    self._cond.wait(backoff)
+                    self._cond.wait(self._backoff)
                 continue
             with self._cond:
                 self._inflight = 0
-            self.written += len(batch)
-            if backoff:
+            if self._backoff:
                 log.info("prediction log: database reachable again, %d rows pending", self.pending)
-                backoff = 0.0
+                self._backoff = 0.0
                 self.last_error = None
                 self._replay_spools()
+
+    def _write_or_isolate(
+        self, rows: list[tuple[Any, ...]]
+    ) -> tuple[list[tuple[Any, ...]], BaseException | None]:
+        """Write ``rows``; set aside the ones the database refuses (permanent failure).
+
+        Returns the rows still to write and why, when a transient failure stopped it: all of
+        them at the first attempt, or those not reached yet while it was isolating bad rows.
+        """
+        try:
+            self._write(rows)
+        except Exception as exc:
+            if is_transient(exc):
+                return rows, exc
+            first: BaseException | None = exc
+        else:
+            self.written += len(rows)
+            return [], None
+        # Split the failed group in halves, depth first and in order, until the refused rows
+        # stand alone. k bad rows among n cost about 2k·log2(n) small transactions. A lone row
+        # is tried once more on its own before being set aside.
+        todo: deque[tuple[list[tuple[Any, ...]], BaseException | None]] = deque(
+            [(rows, None if len(rows) == 1 else first)]
+        )
+        while todo:
+            group, error = todo.popleft()
+            if error is None:
+                try:
+                    self._write(group)
+                except Exception as exc:
+                    if is_transient(exc):
+                        return [r for g, _ in [(group, None), *todo] for r in g], exc
+                    error = exc
+                else:
+                    self.written += len(group)
+                    continue
+            if len(group) == 1:
+                self._dead_letter(group, error)
+                continue
+            mid = len(group) // 2
+            todo.extendleft([(group[mid:], None), (group[:mid], None)])
+        return [], None
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         # Straight to the driver's executemany with ready values: through SQLAlchemy's
@@ -259,23 +417,98 @@ class PredictionLogWriter:
             return []
         return [self._queue.pop() for _ in range(extra)][::-1]
 
+    # --- dead letter -----------------------------------------------------------------------
+    def _dead_letter(self, rows: list[Any], exc: BaseException | None, what: str = "row") -> None:
+        """Set refused rows aside, one JSON line each, with the error and the time."""
+        error = describe(exc) if exc is not None else "refused"
+        self.refused += len(rows)
+        self.last_refusal = error
+        at = datetime.now(UTC).isoformat()
+        lines = [
+            # ensure_ascii: a lone surrogate or a NUL is written as an escape, so any string
+            # the database refused is still storable here.
+            json.dumps({"at": at, "error": error, what: _readable(r)}, default=repr) + "\n"
+            for r in rows
+        ]
+        try:
+            if self.dead_letter_dir is None:
+                raise OSError("no dead-letter folder configured")
+            self.dead_letter_dir.mkdir(parents=True, exist_ok=True)
+            if self._dead_letter_file is None:
+                name = f"prediction-log-{os.getpid()}-{time.time_ns()}.jsonl"
+                self._dead_letter_file = self.dead_letter_dir / name
+            with open(self._dead_letter_file, "a", encoding="ascii") as fh:
+                fh.writelines(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as write_error:
+            self.lost += len(rows)
+            log.error(
+                "prediction log: %d rows refused by the database (%s) and LOST: %s; %s",
+                len(rows),
+                error,
+                describe(write_error),
+                "".join(lines)[:2000],
+            )
+            return
+        log.error(
+            "prediction log: %d %s(s) refused by the database (%s), set aside in %s",
+            len(rows),
+            what,
+            error,
+            self._dead_letter_file,
+        )
+
+    def _count_dead_letters(self) -> int:
+        folder = self.dead_letter_dir
+        if folder is None:
+            return 0
+        counts: dict[str, tuple[int, int]] = {}
+        try:
+            entries = [e for e in os.scandir(folder) if e.name.endswith(".jsonl")]
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            try:
+                size = entry.stat().st_size
+                known = self._dead_letter_counts.get(entry.name)
+                if known is None or known[0] != size:  # new or grown: count its lines again
+                    known = (size, _count_lines(entry.path))
+            except FileNotFoundError:  # moved away meanwhile: that is how it is cleared
+                continue
+            counts[entry.name] = known
+        self._dead_letter_counts = counts
+        return sum(lines for _, lines in counts.values())
+
     # --- spool -----------------------------------------------------------------------------
     def _spool(self, rows: list[tuple[Any, ...]]) -> None:
         if self.spool_dir is None:
             log.error("prediction log: %d rows lost (no spool folder configured)", len(rows))
             return
+        lines, unspoolable = _spool_lines(rows)
+        if unspoolable:
+            self._dead_letter(unspoolable, TypeError("value cannot be spooled as JSON"))
+        if not lines:
+            return
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         path = self.spool_dir / f"spool-{os.getpid()}-{time.time_ns()}.jsonl"
-        with open(path, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(list(row), default=_encode) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.spooled += len(rows)
-        log.warning("prediction log: spooled %d rows to %s", len(rows), path)
+        _write_durably(path, lines)
+        self.spooled += len(lines)
+        log.warning("prediction log: spooled %d rows to %s", len(lines), path)
 
     def _replay_spools(self) -> None:
+        """Write the spooled rows back; put a file back (and say so) when that fails."""
+        try:
+            self._replay_spool_files()
+        except Exception as exc:  # an unreadable folder, a full disk: say so, keep serving
+            self.replay_failures += 1
+            self.replay_error = describe(exc)
+            self._replay_at = time.monotonic() + _REPLAY_RETRY_SECONDS
+            log.exception("prediction log: spool replay failed")
+
+    def _replay_spool_files(self) -> None:
         if self.spool_dir is None or not self.spool_dir.exists():
+            self._replay_at = None
             return
         for path in sorted(self.spool_dir.glob("spool-*.jsonl")):
             # Claim the file atomically, so two starting workers never replay it twice.
@@ -284,15 +517,92 @@ class PredictionLogWriter:
                 path.rename(claimed)
             except FileNotFoundError:
                 continue
-            rows = [_decode(json.loads(line)) for line in claimed.read_text().splitlines() if line]
-            try:
-                self._write(rows)  # one transaction: a failure leaves no partial copy
-            except Exception:
-                claimed.rename(path)  # try again later
+            rows, unreadable = [], []
+            for line in claimed.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(_decode(json.loads(line)))
+                except Exception as exc:  # a torn or hand-edited line: keep it, skip it
+                    unreadable.append((line, exc))
+            for line, exc in unreadable:
+                self._dead_letter([line], exc, what="spool_line")
+            written_before = self.written
+            left, exc = self._write_or_isolate(rows) if rows else ([], None)
+            if left:
+                # The DB went away: keep what was not written (and only that) for later.
+                tmp = claimed.with_suffix(".tmp")
+                _write_durably(tmp, _spool_lines(left)[0])
+                os.replace(tmp, path)
+                claimed.unlink()
+                self.replay_failures += 1
+                why = describe(exc) if exc is not None else "unknown"
+                self.replay_error = f"{len(left)} rows of {path.name} wait: {why}"
+                self._replay_at = time.monotonic() + _REPLAY_RETRY_SECONDS
+                log.error(
+                    "prediction log: replay of %s failed (%s); %d rows kept in the spool, "
+                    "retried when the database answers",
+                    path.name,
+                    why,
+                    len(left),
+                )
                 return
             claimed.unlink()
-            self.written += len(rows)
-            log.info("prediction log: replayed %d spooled rows from %s", len(rows), path.name)
+            replayed = self.written - written_before
+            set_aside = len(rows) - replayed
+            if set_aside or unreadable:
+                self.replay_failures += 1
+                log.error(
+                    "prediction log: replayed %d rows from %s; %d refused and %d unreadable "
+                    "set aside in %s",
+                    replayed,
+                    path.name,
+                    set_aside,
+                    len(unreadable),
+                    self.dead_letter_dir,
+                )
+            else:
+                log.info("prediction log: replayed %d spooled rows from %s", replayed, path.name)
+        self.replay_error = None
+        self._replay_at = None
+
+
+def _readable(row: Any) -> Any:
+    """A row as the mapping ``submit`` takes (JSON columns decoded), for the dead-letter."""
+    if not isinstance(row, tuple) or len(row) != len(LOG_COLUMNS):
+        return row
+    out = dict(zip(LOG_COLUMNS, row, strict=True))
+    for name in _JSON_FIELDS:
+        if isinstance(out[name], str):
+            with contextlib.suppress(ValueError):  # else kept as text, as it was sent
+                out[name] = json.loads(out[name])
+    for name in _DATETIME_FIELDS:
+        if isinstance(out[name], datetime):
+            out[name] = out[name].isoformat()
+    return out
+
+
+def _spool_lines(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    lines, bad = [], []
+    for row in rows:
+        try:
+            lines.append(json.dumps(list(row), default=_encode) + "\n")
+        except (TypeError, ValueError):
+            bad.append(row)
+    return lines, bad
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+
+
+def _write_durably(path: Path, lines: list[str]) -> None:
+    # json.dumps escapes every non-ASCII character: the files are ASCII whatever the rows hold.
+    with open(path, "w", encoding="ascii") as fh:
+        fh.writelines(lines)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _encode(value: Any) -> Any:

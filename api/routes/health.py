@@ -27,6 +27,9 @@ router = APIRouter(tags=["health"])
 async def health(runtime: RuntimeDep):
     db_ok, db_error = await run_in_threadpool(runtime.check_database)
     holder, writer = runtime.holder, runtime.writer
+    # Read from the dead-letter folder (a directory listing; a file is re-counted only when it
+    # grew): off the event loop.
+    dead_lettered = await run_in_threadpool(lambda: writer.dead_lettered)
     checks = {
         "database": "ok" if db_ok else db_error,
         "model_loaded": holder.current is not None,
@@ -34,7 +37,25 @@ async def health(runtime: RuntimeDep):
         "model_error": holder.load_error,
         "prediction_log_pending": writer.pending,
         "prediction_log_error": writer.last_error,
+        "prediction_log_dead_lettered": dead_lettered,
+        "prediction_log_lost": writer.lost,
+        "prediction_log_last_refusal": writer.last_refusal,
+        "prediction_log_replay_failures": writer.replay_failures,
+        "prediction_log_replay_error": writer.replay_error,
     }
+    # What is wrong with the prediction log while the database answers: rows it refused (set
+    # aside until an operator moves the files away) and spooled rows that did not replay.
+    log_problems = []
+    if dead_lettered:
+        last = f" (last: {writer.last_refusal})" if writer.last_refusal else ""
+        log_problems.append(
+            f"{dead_lettered} prediction rows refused by the database were set aside in "
+            f"{writer.dead_letter_dir}{last}"
+        )
+    if writer.lost:
+        log_problems.append(f"{writer.lost} answered predictions could not be logged at all")
+    if writer.replay_error:
+        log_problems.append(f"spooled predictions not replayed yet: {writer.replay_error}")
     status_, reason, code = "ok", None, 200
     if not db_ok:
         # Predictions are still answered (and kept for later), but nothing can be recorded.
@@ -43,6 +64,9 @@ async def health(runtime: RuntimeDep):
         status_, reason = "degraded", holder.load_error + " (serving the fallback)"
     elif holder.current is None:
         status_, reason = "degraded", "no champion model yet: the fallback answers (POST /retrain)"
+    if log_problems and code == 200:
+        status_ = "degraded"
+        reason = "; ".join(([reason] if reason else []) + log_problems)
     body = HealthPublic(
         status=status_,
         reason=reason,

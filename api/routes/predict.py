@@ -9,7 +9,13 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
 
 from api.deps import PredictLimit, RuntimeDep
-from api.schemas import PredictBatchPublic, PredictBatchRequest, PredictionPublic, PredictRequest
+from api.schemas import (
+    PredictBatchPublic,
+    PredictBatchRequest,
+    PredictionPublic,
+    PredictRequest,
+    first_invalid_identifier,
+)
 from ia_continu.families.base import InvalidFeatures
 from ia_continu.inputs import matrix_from, row_from
 from ia_continu.predictor import Context, ModelFailure
@@ -98,11 +104,11 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
             continue
         if not isinstance(values, list) or len(values) != n:
             raise HTTPException(422, f"'{name}' must be a list with one entry per row ({n})")
-        if not all(
-            v is None or (isinstance(v, str | int) and 0 < len(str(v)) <= 100) for v in values
-        ):
-            raise HTTPException(422, f"'{name}' entries must be strings of 1..100 characters")
-        columns[name] = [None if v is None else str(v) for v in values]
+        # The same rule as /predict's Identifier: strings only (no int), 1..100 characters,
+        # no control character or lone surrogate (a row the database would refuse).
+        if (invalid := first_invalid_identifier(values)) is not None:
+            raise HTTPException(422, f"'{name}'[{invalid[0]}]: identifier {invalid[1]}")
+        columns[name] = values
     try:
         answers = runtime.predictor.predict(X, Context(**columns))
     except ModelFailure as exc:
