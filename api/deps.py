@@ -41,5 +41,7 @@ FamilyDep = Annotated[ModelFamily, Depends(get_family)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 Admin = Depends(require_api_key)
-PredictLimit = Depends(limit("rate_limit_predict"))
-RetrainLimit = Depends(limit("rate_limit_retrain"))
+# A rate-limit store outage leaves scoring up (fail open) and holds retraining (503): see
+# api/ratelimit.py.
+PredictLimit = Depends(limit("rate_limit_predict", fail_open=True))
+RetrainLimit = Depends(limit("rate_limit_retrain", fail_open=False))

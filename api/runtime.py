@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from api import metrics
+from api.ratelimit import RateLimiter
 from ia_continu import migrate, rollout
 from ia_continu.config import Settings
 from ia_continu.db import make_engine
 from ia_continu.prediction_log import PredictionLogWriter
 from ia_continu.predictor import Predictor
+from ia_continu.redact import protect, redact
 from ia_continu.serving import ModelHolder
 from notifications import Alert, Severity, notify
 
@@ -28,6 +30,7 @@ class Runtime:
     flags: rollout.RolloutCache
     writer: PredictionLogWriter
     predictor: Predictor
+    limiter: RateLimiter
     started_at: float = field(default_factory=time.time)
     # /health's database check, cached for a second: Uptime Kuma, Prometheus and the dashboard
     # pinging together cost one query.
@@ -41,12 +44,16 @@ class Runtime:
                     conn.exec_driver_sql("SELECT 1")
                 ok, error = True, None
             except Exception as exc:
-                ok, error = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                # Shown by /health to anyone: a driver may echo its URL, password included.
+                lines = redact(str(exc)).splitlines() or [""]
+                ok, error = False, f"{type(exc).__name__}: {lines[0][:200]}"
             self._db_check = (time.monotonic(), ok, error)
         return ok, error
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
+        # First: from here on no log line, alert or error text carries a secret.
+        protect(settings)
         settings.check_production()
         logging.getLogger("ia_continu").setLevel(settings.log_level.upper())
         engine = make_engine(settings.database_url, connect_retries=5)
@@ -69,7 +76,7 @@ class Runtime:
         try:
             holder.refresh(force=True)
         except Exception as exc:  # registry unreachable: start on the fallback, say so
-            holder.load_error = f"champion lookup failed: {exc}"
+            holder.load_error = redact(f"champion lookup failed: {exc}")
             log.error(holder.load_error)
         flags = rollout.RolloutCache(engine, settings)
         flags.start()
@@ -103,9 +110,11 @@ class Runtime:
         )
         holder.start_polling()
         metrics.bind_runtime(holder, writer, settings)
-        return cls(settings, engine, holder, flags, writer, predictor)
+        limiter = RateLimiter.from_settings(settings)
+        return cls(settings, engine, holder, flags, writer, predictor, limiter)
 
     def stop(self) -> None:
+        self.limiter.close()
         self.holder.stop_polling()
         self.flags.stop()
         self.writer.stop()

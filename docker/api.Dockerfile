@@ -42,5 +42,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9000/health', timeout=4)"]
 
 # One process per container: scale with replicas (several uvicorn workers in one container
-# would need PROMETHEUS_MULTIPROC_DIR for /metrics to add up).
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "9000", "--loop", "asyncio", "--proxy-headers"]
+# would need PROMETHEUS_MULTIPROC_DIR for /metrics to add up). --no-proxy-headers: uvicorn must
+# not replace the client address from X-Forwarded-For; the app reads it, from the proxies in
+# IA_CONTINU_TRUSTED_PROXIES only (api/ratelimit.py).
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "9000", "--loop", "asyncio", "--no-proxy-headers"]

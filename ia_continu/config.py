@@ -6,8 +6,11 @@ Defaults are the embedded development set-up (a SQLite file and a local MLflow s
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +18,38 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_API_KEY = "dev-insecure-key"
+RATE_LIMIT_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix"})
+
+# Production keys: a random 16-character key passes these with near certainty (a 16-digit hex
+# key has fewer than 6 distinct characters about once in 40,000 draws); blank, whitespace,
+# repeated or one-character-heavy keys do not.
+MIN_KEY_LENGTH = 16
+MIN_KEY_DISTINCT = 6
+MIN_KEY_BITS = 32.0
+PLACEHOLDER_KEYS = frozenset({DEV_API_KEY, "changeme", "change-me", "change_me", "secret"})
+
+
+def key_entropy_bits(key: str) -> float:
+    """Length x the Shannon entropy of the key's own character frequencies: an estimate
+    that is low for repeated or one-character-heavy keys (it cannot see other weak keys)."""
+    counts = Counter(key)
+    n = len(key)
+    return -n * sum(c / n * math.log2(c / n) for c in counts.values()) if n else 0.0
+
+
+def api_key_problem(key: str) -> str | None:
+    """Why ``key`` is not acceptable in production, or None."""
+    if not key or not key.strip():
+        return "it is missing or blank"
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        return "it contains whitespace or control characters"
+    if key.lower() in PLACEHOLDER_KEYS or DEV_API_KEY in key:
+        return "it is the development default or a placeholder"
+    if len(key) < MIN_KEY_LENGTH:
+        return f"it is shorter than {MIN_KEY_LENGTH} characters"
+    if len(set(key)) < MIN_KEY_DISTINCT or key_entropy_bits(key) < MIN_KEY_BITS:
+        return "it is too repetitive to be random"
+    return None
 
 
 class Family(StrEnum):
@@ -26,13 +61,20 @@ class Settings(BaseSettings):
     """Every setting is documented in README.md and .env.example."""
 
     model_config = SettingsConfigDict(
-        env_prefix="IA_CONTINU_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="IA_CONTINU_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        # A validation error must not echo a value: several settings are secrets or URLs
+        # holding passwords.
+        hide_input_in_errors=True,
     )
 
     # --- runtime -----------------------------------------------------------------------
     environment: Literal["development", "test", "production"] = Field(
         "development",
-        description="production refuses to start without a real API key (16+ characters)",
+        description="production refuses to start without a strong API key (16+ characters, "
+        "no whitespace, not repetitive)",
     )
     data_dir: Path = Field(Path("data"), description="the embedded stores, reports, spool, logs")
     host: str = Field("127.0.0.1", description="where `ia-continu run` binds the API")
@@ -64,11 +106,32 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None,
         description="admin key (X-API-Key); development falls back to dev-insecure-key, "
-        "production refuses to start without one",
+        "production refuses a missing, short, blank or repetitive one",
     )
-    rate_limit_predict: str = Field("100/minute", description="per client, /predict and batch")
+    # 100 requests/s sustained per client, bursts up to 6000: one backend service scoring its
+    # own traffic fits (about 6 % of one replica's measured 1,500-1,900 requests/s), while one
+    # client still cannot take a replica over; bigger jobs go through /predict/batch.
+    rate_limit_predict: str = Field(
+        "6000/minute", description="per client, /predict and /predict/batch together"
+    )
     rate_limit_retrain: str = Field("10/hour", description="per client, /retrain")
     rate_limit_enabled: bool = Field(True, description="turn the rate limits off (benchmarks)")
+    rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="where the limit counters live: memory:// (each process counts apart) or "
+        "redis://host:6379[/db] (every replica shares one budget; if Redis is unreachable "
+        "/predict is served unlimited and /retrain answers 503)",
+    )
+    rate_limit_key_prefix: str = Field(
+        "ia_continu",
+        min_length=1,
+        description="prefix of the counters in a shared store: one per deployment sharing a Redis",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="proxies whose X-Forwarded-For names the client (comma-separated IPs or "
+        "CIDRs); empty: none, the TCP peer is the client",
+    )
     max_batch_rows: int = Field(50_000, ge=1, description="rows accepted by one /predict/batch")
     max_actuals_per_call: int = Field(
         100_000, ge=1, description="outcomes accepted by one POST /api/actuals"
@@ -159,6 +222,46 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
+    @field_validator("rate_limit_predict", "rate_limit_retrain")
+    @classmethod
+    def _check_rate_limit(cls, text: str) -> str:
+        # A typo must stop the start, not answer 500 on the first request.
+        from limits import parse
+
+        try:
+            parse(text)
+        except ValueError:
+            raise ValueError("expected a limit such as 6000/minute or 10/hour") from None
+        return text
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _check_storage_uri(cls, uri: str) -> str:
+        scheme = uri.partition("://")[0].lower()
+        if scheme not in RATE_LIMIT_SCHEMES or "://" not in uri:
+            # The URI itself is not repeated: it may hold a Redis password.
+            raise ValueError(f"expected a URI starting with one of {sorted(RATE_LIMIT_SCHEMES)}")
+        return uri
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, text: str) -> str:
+        networks = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            try:
+                networks.append(str(ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or a CIDR network") from None
+        return ",".join(networks)
+
+    @field_validator("discord_webhook_url")
+    @classmethod
+    def _blank_webhook_is_none(cls, url: SecretStr | None) -> SecretStr | None:
+        # docker-compose passes ${DISCORD_WEBHOOK_URL:-}: empty means "no Discord".
+        if url is not None and not url.get_secret_value().strip():
+            return None
+        return url
+
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:
         self.data_dir = self.data_dir.resolve()
@@ -186,13 +289,17 @@ class Settings(BaseSettings):
         return DEV_API_KEY
 
     def check_production(self) -> None:
-        """Refuse to start in production with a missing or development secret."""
+        """Refuse to start in production with a missing, development or guessable key."""
         if self.environment != "production":
             return
         key = self.api_key.get_secret_value() if self.api_key else ""
-        if not key or key == DEV_API_KEY or len(key) < 16:
+        problem = api_key_problem(key)
+        if problem:
+            # The key itself is never part of the message.
             raise RuntimeError(
-                "IA_CONTINU_API_KEY must be set to a secret of at least 16 characters in production"
+                f"IA_CONTINU_API_KEY is refused in production: {problem}. Use a random key of "
+                f"{MIN_KEY_LENGTH}+ characters without spaces, e.g. "
+                '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
 
     @property

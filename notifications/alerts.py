@@ -54,10 +54,16 @@ def notify(alert: Alert, *, webhook_url: str | None = None, cooldown: float | No
     """
     try:
         from ia_continu.config import get_settings
+        from ia_continu.redact import protect, register, url_secrets
 
         settings = get_settings()
+        # Flows and the CLI send alerts without starting the API: the redaction of log lines
+        # is installed here too, and the URL given by the caller is a secret as well.
+        protect(settings)
         if webhook_url is None and settings.discord_webhook_url is not None:
             webhook_url = settings.discord_webhook_url.get_secret_value() or None
+        if webhook_url:
+            register(*url_secrets(webhook_url))
         if cooldown is None:
             cooldown = settings.alert_cooldown_seconds
         key = alert.key or alert.title

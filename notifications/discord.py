@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from ia_continu.redact import redact
 from notifications.alerts import Alert, Severity
 
 log = logging.getLogger("ia_continu.alerts")
@@ -15,13 +16,16 @@ COLOURS = {Severity.info: "28a745", Severity.warning: "ffa500", Severity.critica
 
 
 def build_embed_payload(alert: Alert) -> dict:
-    """The embed as plain data (what tests read), independent of the HTTP client."""
+    """The embed as plain data (what tests read), independent of the HTTP client.
+
+    Texts are redacted: an alert often quotes an error, and an error may quote a URL with its
+    password; a Discord channel is read by more people than the server's environment."""
     return {
-        "title": alert.title[:256],
-        "description": alert.message[:4000],
+        "title": redact(alert.title)[:256],
+        "description": redact(alert.message)[:4000],
         "color": COLOURS[alert.severity],
         "fields": [
-            {"name": str(k)[:256], "value": str(v)[:1024], "inline": True}
+            {"name": redact(str(k))[:256], "value": redact(str(v))[:1024], "inline": True}
             for k, v in list(alert.fields.items())[:25]
         ],
         "footer": f"ia-continu · {alert.severity.value}",
@@ -49,8 +53,14 @@ def send_discord(
     for attempt in range(2):
         try:
             response = hook.execute()
-        except Exception as exc:  # dead URL, non-JSON body (STACK.md)
-            log.warning("discord alert dropped (%s: %s): %s", type(exc).__name__, exc, alert.title)
+        except Exception as exc:  # dead URL, non-JSON body
+            # requests puts the URL, hence the webhook token, in its exception text.
+            log.warning(
+                "discord alert dropped (%s: %s): %s",
+                type(exc).__name__,
+                redact(str(exc)),
+                redact(alert.title),
+            )
             return False
         status = getattr(response, "status_code", 0)
         if 200 <= status < 300:
@@ -59,7 +69,7 @@ def send_discord(
             time.sleep(_retry_after(response, cap=max_retry_wait))
             continue
         break
-    log.warning("discord alert dropped (HTTP %s): %s", status, alert.title)
+    log.warning("discord alert dropped (HTTP %s): %s", status, redact(alert.title))
     return False
 
 

@@ -120,13 +120,11 @@ def make_client(settings_factory):
     """Start the real app (lifespan included) on given settings; closed at teardown."""
     from fastapi.testclient import TestClient
 
-    from api import ratelimit
     from api.main import create_app
 
     opened = []
 
     def make(**overrides):
-        ratelimit.reset()
         client = TestClient(create_app(settings_factory(**overrides)))
         client.__enter__()
         opened.append(client)

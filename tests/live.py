@@ -66,6 +66,8 @@ def start_api(
             str(port),
             "--loop",
             "asyncio",
+            # As every launcher we ship: the app, not uvicorn, reads X-Forwarded-For.
+            "--no-proxy-headers",
             *extra_args,
         ],
         env=env,

@@ -15,6 +15,7 @@ from api.schemas import HealthPublic
 from ia_continu import __version__
 from ia_continu.db import session_scope
 from ia_continu.models import PredictionLog
+from ia_continu.redact import redact, redact_tree
 
 router = APIRouter(tags=["health"])
 
@@ -76,7 +77,8 @@ async def health(runtime: RuntimeDep):
         champion_version=holder.champion_version,
         checks=checks,
     )
-    return JSONResponse(body.model_dump(), status_code=code)
+    # Public route, error texts from drivers and MLflow: no secret (URL password, key) shows.
+    return JSONResponse(redact_tree(body.model_dump()), status_code=code)
 
 
 @router.get("/status", tags=["health"])
@@ -97,7 +99,7 @@ def status(runtime: RuntimeDep) -> dict:
             "version": model.version if model else None,
             "exists": model is not None,
             "type": type(model.pipeline.steps[-1][1]).__name__ if model else None,
-            "load_error": holder.load_error,
+            "load_error": redact(holder.load_error) if holder.load_error else None,
         },
         "api": {
             "uptime_seconds": round(time.time() - runtime.started_at, 1),

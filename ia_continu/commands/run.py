@@ -223,6 +223,9 @@ def run(
                 str(settings.port),
                 "--loop",
                 "asyncio",
+                # uvicorn would otherwise take the client address from X-Forwarded-For for
+                # any local caller; the app decides from IA_CONTINU_TRUSTED_PROXIES instead.
+                "--no-proxy-headers",
             ],
             env,
             logs,

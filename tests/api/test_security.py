@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import httpx
 import pytest
 
 from api.main import create_app
@@ -68,3 +70,103 @@ def test_retrain_rate_limit_answers_429_with_retry_after(make_client):
     assert codes == [409, 409, 429]
     r = client.post("/retrain", headers=ADMIN)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+# --- production keys ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        None,
+        "",
+        " " * 16,  # blank
+        "\t" * 20,
+        "aaaaaaaaaaaaaaaa",  # one character
+        "abababababababababab",  # a short pattern repeated
+        "aaaaaaaaaaaaabcdef",  # mostly one character
+        "dev-insecure-key",
+        "dev-insecure-key-but-longer",
+        "changeme",
+        "short-but-0k!",
+        "correct horse battery staple",  # whitespace
+    ],
+)
+def test_production_refuses_weak_keys_without_showing_them(settings_factory, key):
+    settings = settings_factory(environment="production", api_key=key)
+    with pytest.raises(RuntimeError, match="IA_CONTINU_API_KEY is refused in production") as err:
+        settings.check_production()
+    if key and key.strip():
+        assert key not in str(err.value)
+
+
+def test_production_accepts_random_keys(settings_factory):
+    import secrets
+
+    for key in (secrets.token_urlsafe(12), secrets.token_urlsafe(32), secrets.token_hex(16)):
+        settings_factory(environment="production", api_key=key).check_production()
+
+
+# --- no secret in /health or in the live API's log ----------------------------------------------
+
+
+def test_health_never_shows_a_database_password(client):
+    runtime = client.app.state.runtime
+
+    class DriverEchoingItsUrl:
+        def connect(self):
+            raise ConnectionError(
+                "connection to postgresql+psycopg://ia:db-pass-zz9-Qx@db.internal:5432/ia failed"
+            )
+
+    engine, runtime.engine = runtime.engine, DriverEchoingItsUrl()
+    runtime._db_check = (0.0, True, None)
+    try:
+        r = client.get("/health")
+    finally:
+        runtime.engine = engine
+        runtime._db_check = (0.0, True, None)
+    assert r.status_code == 503
+    assert "db-pass-zz9-Qx" not in r.text
+    assert "ia:***@db.internal" in r.json()["checks"]["database"]
+
+
+@pytest.mark.slow
+def test_failed_discord_alert_leaves_no_token_in_the_live_api_log(make_client, tmp_path, db_url):
+    """A real API process whose champion fails to load alerts Discord; the webhook refuses.
+    Its whole log (uvicorn's stdout and stderr) must not contain the token."""
+    import socket
+
+    from ia_continu import registry
+    from tests.conftest import train
+    from tests.live import settings_env, start_api
+
+    if db_url.startswith("postgresql"):
+        pytest.skip("log redaction: the database backend plays no part")
+    first = make_client()
+    train(first)
+    settings = first.app.state.runtime.settings
+    location = registry.mlflow_client(settings).get_model_version_download_uri(
+        settings.registered_model_name, "1"
+    )
+    root = Path(location.removeprefix("file://"))
+    for model_file in (p for p in root.rglob("model.*") if p.is_file()):
+        model_file.write_bytes(b"\x00not a model\x00")
+    with socket.socket() as s:  # bound, never listening: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        env = {
+            **settings_env(settings),
+            "IA_CONTINU_DISCORD_WEBHOOK_URL": f"http://127.0.0.1:{port}/api/webhooks/123/SECRETTOKEN",
+            "IA_CONTINU_LOG_LEVEL": "DEBUG",
+        }
+        api = start_api(env, tmp_path)
+        try:
+            health = httpx.get(api.url + "/health", timeout=10).json()
+            assert health["status"] == "degraded"
+        finally:
+            api.stop()
+    log = api.log()
+    assert "discord alert dropped" in log, log[-3000:]
+    assert "SECRETTOKEN" not in log
+    assert "/api/webhooks/123/***" in log

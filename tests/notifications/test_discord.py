@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -125,3 +126,87 @@ def test_no_url_logs_instead(caplog, monkeypatch):
     assert notify(Alert("Logged only", "m", Severity.critical), cooldown=0)
     assert "Logged only" in caplog.text
     get_settings.cache_clear()
+
+
+# --- secrets never logged ----------------------------------------------------------------------
+
+TOKEN = "SECRETTOKEN-k3Jd9xQ2"
+
+
+def test_failed_send_logs_nothing_of_the_webhook_token(caplog):
+    # A webhook URL whose host refuses: requests' error text carries the whole URL.
+    url = f"http://127.0.0.1:{free_port()}/api/webhooks/123456/{TOKEN}"
+    caplog.set_level("DEBUG")  # urllib3 and discord-webhook included
+    assert notify(Alert("t", "m"), webhook_url=url, cooldown=0) is False
+    assert "discord alert dropped" in caplog.text
+    assert "/api/webhooks/123456/***" in caplog.text, "the id stays, for debugging"
+    assert TOKEN not in caplog.text
+    for record in caplog.records:
+        assert TOKEN not in record.getMessage()
+        assert TOKEN not in str(record.args)
+
+
+def test_unexpected_error_traceback_is_redacted_too(caplog, monkeypatch):
+    import notifications.discord as discord
+
+    url = f"https://discord.com/api/webhooks/987654/{TOKEN}"
+
+    def boom(url_: str, alert: Alert, **_) -> bool:
+        raise RuntimeError(f"could not post to {url_}")
+
+    monkeypatch.setattr(discord, "send_discord", boom)
+    caplog.set_level("WARNING")
+    assert notify(Alert("t", "m"), webhook_url=url, cooldown=0) is False
+    assert "alert could not be delivered" in caplog.text and "Traceback" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_unregistered_discord_urls_and_url_passwords_are_masked_in_any_log_line(caplog):
+    from ia_continu.redact import install_logging
+
+    install_logging()
+    caplog.set_level("INFO")
+    log = logging.getLogger("some.library")
+    log.info("posting to %s", "https://discordapp.com/api/v10/webhooks/42/tok-abcdefgh-123")
+    log.info("db at postgresql+psycopg://ia:pg-pass-zz9@db:5432/x and redis://:r-pass-zz9@r:6379")
+    try:
+        raise ValueError("https://ptb.discord.com/api/webhooks/7/exc-token-zz9 refused")
+    except ValueError:
+        log.exception("failed")
+    for secret in ("tok-abcdefgh-123", "pg-pass-zz9", "r-pass-zz9", "exc-token-zz9"):
+        assert secret not in caplog.text, secret
+    assert "postgresql+psycopg://ia:***@db:5432/x" in caplog.text
+
+
+def test_uvicorn_access_records_keep_their_tuple_arguments(caplog):
+    # uvicorn's access formatter unpacks record.args: redaction must keep their shape.
+    from ia_continu.redact import install_logging
+
+    install_logging()
+    caplog.set_level("INFO", logger="uvicorn.access")
+    path = f"/x?hook=https://discord.com/api/webhooks/1/{TOKEN}"
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200
+    )
+    (record,) = [r for r in caplog.records if r.name == "uvicorn.access"]
+    assert isinstance(record.args, tuple) and len(record.args) == 5 and record.args[4] == 200
+    assert TOKEN not in record.getMessage()
+
+
+def test_alert_texts_sent_to_discord_are_redacted(receiver):
+    alert = Alert(
+        "Champion failed",
+        "cannot reach postgresql+psycopg://ia:alert-pass-zz9@db/mlflow",
+        Severity.critical,
+        {"url": f"https://discord.com/api/webhooks/1/{TOKEN}"},
+    )
+    assert notify(alert, webhook_url=receiver.url, cooldown=0)
+    (embed,) = receiver.embeds()
+    text = str(embed)
+    assert "alert-pass-zz9" not in text and TOKEN not in text
+    assert "ia:***@db/mlflow" in embed["description"]
+
+
+def test_blank_webhook_setting_means_no_discord(settings_factory):
+    assert settings_factory(discord_webhook_url="").discord_webhook_url is None
+    assert settings_factory(discord_webhook_url="   ").discord_webhook_url is None
