@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
-import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 
+from api import errors
+from api.guards import BodySizeLimit
 from api.metrics import HttpMetricsMiddleware
 from api.routes import (
     actuals,
@@ -27,8 +27,6 @@ from api.routes import metrics as metrics_route
 from api.runtime import Runtime
 from ia_continu import __version__
 from ia_continu.config import Settings, get_settings
-
-log = logging.getLogger("ia_continu.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Continuous ML: serve, roll out, measure, detect drift, retrain, alert.",
         lifespan=lifespan,
     )
+    # Added first, so it runs inside the metrics middleware: a 413 is counted too.
+    app.add_middleware(BodySizeLimit)
     app.add_middleware(HttpMetricsMiddleware)
     for module in (
         health,
@@ -89,12 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Never a traceback to the client; the log has it.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
-
+    # 4xx answers that cannot fail on what the client sent (NaN, lone surrogates, 5 MB).
+    errors.install(app)
     return app
 
 

@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
 
-Number = StrictFloat | StrictInt
+# A feature: finite, and bounded so that no int is too large for a float and no product in
+# a model overflows. Each family's validate() applies its own, tighter, domain bounds.
+FEATURE_LIMIT = 10**12
+Number = (
+    Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-FEATURE_LIMIT, le=FEATURE_LIMIT)]
+    | Annotated[StrictInt, Field(ge=-FEATURE_LIMIT, le=FEATURE_LIMIT)]
+)
+# The database's INTEGER (PostgreSQL's is 32-bit): ids and seeds that it can store.
+INT32_MAX = 2**31 - 1
 
 # Control characters (C0, DEL, C1) and lone surrogates: no id needs them, and they are what a
 # database refuses (PostgreSQL text takes no NUL; no driver can encode a lone surrogate) or
@@ -85,6 +93,22 @@ Identifier = Annotated[
     BeforeValidator(_check_identifier),
 ]
 
+# Free text (reasons): any printable text, but no NUL (PostgreSQL text refuses it) and no
+# lone surrogate (no driver can encode it), which would fail only when the row is written.
+_FORBIDDEN_IN_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _check_text(value: Any) -> Any:
+    if isinstance(value, str) and (bad := _FORBIDDEN_IN_TEXT.search(value)) is not None:
+        raise ValueError(
+            f"text must not contain NUL or lone surrogates "
+            f"(U+{ord(bad.group()):04X} at position {bad.start()})"
+        )
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_check_text)]
+
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded", "error"]
@@ -97,7 +121,7 @@ class HealthPublic(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     samples: int = Field(1000, ge=100, le=10_000, description="rows to draw (100..10000)")
     drift: bool | Annotated[float, Field(ge=0, le=5)] | None = Field(
         None,
@@ -105,7 +129,7 @@ class GenerateRequest(BaseModel):
         "a number sets the shift",
     )
     seed: int | None = Field(
-        None, ge=0, le=2**32 - 1, description="random seed, for repeatable data"
+        None, ge=0, le=INT32_MAX, description="random seed, for repeatable data (stored)"
     )
 
 
@@ -176,10 +200,10 @@ class PredictBatchPublic(BaseModel):
 class RetrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     generation_id: int | None = Field(
-        None, ge=1, description="dataset to train on; latest if absent"
+        None, ge=1, le=INT32_MAX, description="dataset to train on; latest if absent"
     )
     force: bool = Field(False, description="promote even if the challenger is worse")
-    reason: str = Field("manual", max_length=500)
+    reason: Text = Field("manual", max_length=500)
 
 
 class RetrainPublic(BaseModel):
@@ -203,12 +227,12 @@ class RetrainPublic(BaseModel):
 
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("manual promotion", max_length=500)
+    reason: Text = Field("manual promotion", max_length=500)
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("manual rollback", max_length=500)
+    reason: Text = Field("manual rollback", max_length=500)
 
 
 class ChampionPublic(BaseModel):

@@ -38,15 +38,18 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
-from ia_continu.families import get_family
+from ia_continu.families import ModelFamily, get_family
 from ia_continu.models import PredictionLog, utcnow
 
 
 class InvalidActual(ValueError):
-    """An item without an id or with a value that is not a finite number."""
+    """An item without an id, or with a value that is not a finite number or that the family
+    says cannot be an outcome (``ModelFamily.outcome_problem``)."""
 
 
-def _dedupe(items: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+def _dedupe(
+    items: Iterable[Mapping[str, Any]], family: ModelFamily
+) -> tuple[dict[str, float], dict[str, float]]:
     # The last value for an id wins: an UPDATE ... FROM with two source rows for one target
     # row would pick one of them arbitrarily.
     by_request: dict[str, float] = {}
@@ -58,6 +61,9 @@ def _dedupe(items: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], dict[
         actual = float(actual)
         if not math.isfinite(actual):
             raise InvalidActual(f"item {n}: 'actual' must be finite (no NaN or infinity)")
+        problem = family.outcome_problem(actual)
+        if problem is not None:
+            raise InvalidActual(f"item {n}: 'actual' {actual:g}: {problem}")
         request_id, booking_id = item.get("request_id"), item.get("booking_id")
         if request_id:
             by_request[str(request_id)] = actual
@@ -142,7 +148,7 @@ def record_actuals(
     wins when both are given). Unknown ids are reported, not fatal. Raises InvalidActual for
     a malformed item before touching the database.
     """
-    by_request, by_booking = _dedupe(items)
+    by_request, by_booking = _dedupe(items, get_family(settings.family.value))
     updated_r, unknown_r = _apply(session, settings, "request_id", by_request)
     updated_b, unknown_b = _apply(session, settings, "booking_id", by_booking)
     return {

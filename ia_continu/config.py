@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     max_actuals_per_call: int = Field(
         100_000, ge=1, description="outcomes accepted by one POST /api/actuals"
     )
+    # 50,000 delay rows at full float precision with all three id columns are ~5.6 MB.
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        description="largest request body, in bytes (413 beyond it, before it is read)",
+    )
 
     # --- prediction log ------------------------------------------------------------------
     prediction_log_enabled: bool = Field(

@@ -31,12 +31,17 @@ def matrix_from(rows: object, family: ModelFamily) -> np.ndarray:
         raise InvalidFeatures("'features' must be a non-empty list of rows (lists of numbers)")
     try:
         X = np.array(rows)
-    except ValueError as exc:  # ragged
-        raise InvalidFeatures(f"every row needs {family.n_features} numbers ({exc})") from None
+    except (ValueError, OverflowError, RecursionError):  # ragged, or nested past numpy's 64 dims
+        raise InvalidFeatures(
+            f"every row must be a list of {family.n_features} numbers, all rows the same length"
+        ) from None
     if X.dtype.kind not in "iuf" or X.ndim != 2:
         if X.ndim == 1 and X.dtype.kind in "iuf":
             raise InvalidFeatures("'features' must be a list of rows, e.g. [[0.5, 1.2]]")
-        raise InvalidFeatures(f"every row must be a list of {family.n_features} numbers")
+        # object dtype: something not a number, or an integer too large for 64 bits
+        raise InvalidFeatures(
+            f"every row must be a list of {family.n_features} numbers of a sensible size"
+        )
     X = X.astype(float, copy=False)
     family.validate(X)
     return X

@@ -9,15 +9,22 @@ Which rows count:
 - ``labeled_count`` and the quality metrics (MAE, RMSE, R², accuracy rate, precision, recall,
   F1) cover only the rows whose actual outcome is known;
 - ``lift`` covers the shadow rows: both the ML and the fallback answer logged, and an actual.
+
+Every figure is finite: a stored value so large that a sum of squares overflows (a row
+written before the API bounded outcomes, or by hand) is left out of that window's figures
+rather than turning them into an error or into infinity.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, Row, Select, and_, case, func, select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from ia_continu import rollout
@@ -26,10 +33,53 @@ from ia_continu.families import get_family
 from ia_continu.models import PredictionLog, utcnow
 
 P = PredictionLog
+log = logging.getLogger(__name__)
+
+# No outcome or prediction can be this large (the API's domain bounds are far tighter);
+# squares of anything smaller cannot overflow a float sum.
+SANE_LIMIT = 1e100
 
 
 def _when(cond: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
     return case((cond, value), else_=None)
+
+
+class _Values:
+    """The value columns the aggregates read: as stored, or (``safe``) with any value
+    beyond ``SANE_LIMIT`` read as NULL. The safe form costs a CASE per use per row (twice
+    the scan time on SQLite), so it only runs when the plain one overflowed."""
+
+    def __init__(self, safe: bool) -> None:
+        def value(column: Any) -> Any:
+            return case((func.abs(column) <= SANE_LIMIT, column), else_=None) if safe else column
+
+        self.prediction = value(P.prediction)
+        self.actual = value(P.actual)
+        self.ml_prediction = value(P.ml_prediction)
+        self.fallback_prediction = value(P.fallback_prediction)
+
+
+def _aggregates(session: Session, build: Callable[[bool], Select[Any]]) -> Sequence[Row[Any]]:
+    """The rows of ``build(safe=False)``, or of ``build(safe=True)`` when a stored value made
+    a sum overflow: PostgreSQL raises "value out of range", SQLite answers infinity."""
+    rows: Sequence[Row[Any]] | None
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            # A failed statement aborts the whole PostgreSQL transaction: keep it contained.
+            with session.begin_nested():
+                rows = session.execute(build(False)).all()
+        else:
+            rows = session.execute(build(False)).all()
+    except DataError:
+        rows = None
+    if rows is None or not all(_finite_row(r) for r in rows):
+        log.warning("monitoring: values beyond %g in the window are left out", SANE_LIMIT)
+        rows = session.execute(build(True)).all()
+    return rows
+
+
+def _finite_row(row: Row[Any]) -> bool:
+    return all(math.isfinite(v) for v in row if isinstance(v, float))
 
 
 # Per-row expressions are what a scan of a million rows pays for (SQLite evaluates each one
@@ -38,45 +88,47 @@ def _when(cond: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
 # no CASE where a NULL already drops out (``prediction - actual`` is NULL without an actual,
 # ``actual = 1.0`` is NULL, hence false, without one), the confusion counts only for
 # classification.
-def _quality_columns(task: str) -> list[ColumnElement[Any]]:
+def _quality_columns(task: str, safe: bool = False) -> list[ColumnElement[Any]]:
     """Aggregates shared by the window and per-day figures (read back by label)."""
-    diff = P.prediction - P.actual
+    v = _Values(safe)
+    diff = v.prediction - v.actual
     columns = [
         func.count().label("count"),
         func.sum(P.confidence).label("sum_confidence"),
         func.sum(P.latency_ms).label("sum_latency_ms"),
-        func.count(P.actual).label("labeled"),
+        func.count(v.actual).label("labeled"),
         func.sum(func.abs(diff)).label("sum_abs"),
         func.sum(diff * diff).label("ss_res"),
-        func.sum(P.actual).label("sum_a"),
-        func.sum(P.actual * P.actual).label("sum_a2"),
-        func.count(_when(P.actual.is_not(None) & (P.is_accurate == True))).label("accurate"),  # noqa: E712
+        func.sum(v.actual).label("sum_a"),
+        func.sum(v.actual * v.actual).label("sum_a2"),
+        func.count(_when(v.actual.is_not(None) & (P.is_accurate == True))).label("accurate"),  # noqa: E712
     ]
     if task == "classification":
-        positive_pred, positive_actual = P.prediction == 1.0, P.actual == 1.0
+        positive_pred, positive_actual = v.prediction == 1.0, v.actual == 1.0
         columns += [
             func.count(_when(positive_pred & positive_actual)).label("tp"),
-            func.count(_when(positive_pred & (P.actual != 1.0))).label("fp"),
-            func.count(_when((P.prediction != 1.0) & positive_actual)).label("fn"),
+            func.count(_when(positive_pred & (v.actual != 1.0))).label("fp"),
+            func.count(_when((v.prediction != 1.0) & positive_actual)).label("fn"),
         ]
     return columns
 
 
-def _lift_columns(task: str) -> list[ColumnElement[Any]]:
+def _lift_columns(task: str, safe: bool = False) -> list[ColumnElement[Any]]:
     """The shadow rows (both answers logged, and an actual): their count and, summed over
     them, the ML and the fallback figure (a hit for classification, an absolute error
     otherwise). See ``shadow_lift``."""
-    ml_known = P.ml_prediction.is_not(None)
-    fb_known = P.fallback_prediction.is_not(None)
+    v = _Values(safe)
+    ml_known = v.ml_prediction.is_not(None)
+    fb_known = v.fallback_prediction.is_not(None)
     if task == "classification":
         # ``x = actual`` is NULL when either is NULL: no separate NOT NULL test needed.
-        ml = func.count(_when(fb_known & (P.ml_prediction == P.actual)))
-        fb = func.count(_when(ml_known & (P.fallback_prediction == P.actual)))
+        ml = func.count(_when(fb_known & (v.ml_prediction == v.actual)))
+        fb = func.count(_when(ml_known & (v.fallback_prediction == v.actual)))
     else:
-        ml = func.sum(func.abs(_when(fb_known, P.ml_prediction - P.actual)))
-        fb = func.sum(func.abs(_when(ml_known, P.fallback_prediction - P.actual)))
+        ml = func.sum(func.abs(_when(fb_known, v.ml_prediction - v.actual)))
+        fb = func.sum(func.abs(_when(ml_known, v.fallback_prediction - v.actual)))
     return [
-        func.count(_when(ml_known & fb_known & P.actual.is_not(None))).label("lift_n"),
+        func.count(_when(ml_known & fb_known & v.actual.is_not(None))).label("lift_n"),
         ml.label("lift_ml"),
         fb.label("lift_fb"),
     ]
@@ -111,8 +163,10 @@ def _finish(row: Any, task: str) -> dict[str, Any]:
     }
     if labeled:
         ss_res = float(row.ss_res or 0.0)
-        # SS_tot = Σa² - (Σa)²/n: one pass, no sub-query for the mean.
-        ss_tot = float(row.sum_a2 or 0.0) - float(row.sum_a or 0.0) ** 2 / labeled
+        # SS_tot = Σa² - (Σa)²/n: one pass, no sub-query for the mean. Written as mean x Σa,
+        # which is at most Σa² (Cauchy-Schwarz): no overflow where (Σa)² would.
+        sum_a = float(row.sum_a or 0.0)
+        ss_tot = float(row.sum_a2 or 0.0) - (sum_a / labeled) * sum_a
         out["mae"] = _round(float(row.sum_abs or 0.0) / labeled)
         out["rmse"] = _round(math.sqrt(ss_res / labeled))
         # A constant actual has no variance to explain: R² is undefined, not 1 or -inf.
@@ -133,7 +187,10 @@ def _finish(row: Any, task: str) -> dict[str, Any]:
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(float(value), digits)
+    # Figures go out as JSON, where NaN and infinity do not exist.
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
 
 
 def _task(family: str) -> str:
@@ -151,9 +208,12 @@ def window_metrics(
     since = (now or utcnow()) - timedelta(hours=hours)
     task = _task(family)
     # One range of the (family, created_at) index gives the figures and the shadow lift.
-    row = session.execute(
-        select(*_quality_columns(task), *_lift_columns(task)).where(_window(family, since))
-    ).one()
+    (row,) = _aggregates(
+        session,
+        lambda safe: select(*_quality_columns(task, safe), *_lift_columns(task, safe)).where(
+            _window(family, since)
+        ),
+    )
     return _window_figures(row, family, hours, task)
 
 
@@ -169,7 +229,9 @@ def shadow_lift(session: Session, family: str, since: datetime, task: str) -> di
     Regression compares MAE (lift = fallback MAE - ML MAE), classification compares accuracy
     (lift = ML accuracy - fallback accuracy): a positive lift means ML is better.
     """
-    n, ml, fb = session.execute(select(*_lift_columns(task)).where(_window(family, since))).one()
+    ((n, ml, fb),) = _aggregates(
+        session, lambda safe: select(*_lift_columns(task, safe)).where(_window(family, since))
+    )
     return _finish_lift(n, ml, fb, task)
 
 
@@ -200,9 +262,12 @@ def daily_metrics(
     # date() exists on both backends (a string on SQLite, a date on PostgreSQL).
     day = func.date(P.created_at).label("day")
     task = _task(family)
-    rows = session.execute(
-        select(day, *_quality_columns(task)).where(_window(family, since)).group_by(day)
-    ).all()
+    rows = _aggregates(
+        session,
+        lambda safe: (
+            select(day, *_quality_columns(task, safe)).where(_window(family, since)).group_by(day)
+        ),
+    )
     by_day = {_as_date(r.day): _finish(r, task) for r in rows}
     empty = _finish(_EmptyRow(), task)
     return [
@@ -306,15 +371,21 @@ def summary(session: Session, settings: Settings) -> dict[str, Any]:
     flag_stats = rollout.stats(session, family, state.stats_since)
     since_24h, since_7d = now - timedelta(hours=24), now - timedelta(hours=168)
     threshold = settings.anomaly_threshold
-    columns = [*_quality_columns(task), *_lift_columns(task)]
-    last_24h = session.execute(
-        select(*columns, func.count(_when(P.error > threshold)).label("anomalies")).where(
-            _window(family, since_24h)
-        )
-    ).one()
-    days_2_to_7 = session.execute(
-        select(*columns).where(_window(family, since_7d), P.created_at < since_24h)
-    ).one()
+
+    def columns(safe: bool) -> list[ColumnElement[Any]]:
+        return [*_quality_columns(task, safe), *_lift_columns(task, safe)]
+
+    anomaly_count = func.count(_when(P.error > threshold)).label("anomalies")
+    (last_24h,) = _aggregates(
+        session,
+        lambda safe: select(*columns(safe), anomaly_count).where(_window(family, since_24h)),
+    )
+    (days_2_to_7,) = _aggregates(
+        session,
+        lambda safe: select(*columns(safe)).where(
+            _window(family, since_7d), P.created_at < since_24h
+        ),
+    )
     older = session.scalar(select(func.count()).where(P.family == family, P.created_at < since_7d))
     week = _Sums(last_24h, days_2_to_7)
     return {

@@ -194,7 +194,9 @@ class Predictor:
         ml_failed = 0
         if served is not None and ml_rows.any():
             try:
-                ml_scores = _subset_scores(served.score, X, ml_rows)
+                scores = _subset_scores(served.score, X, ml_rows)
+                _check_finite(scores)
+                ml_scores = scores
             except Exception as exc:
                 ml_failed = int(use_ml.sum())
                 log.warning("ML model %s failed on %d rows: %s", served.version, n, exc)
@@ -247,6 +249,13 @@ class Predictor:
 
 def _subset_scores(score, X: np.ndarray, mask: np.ndarray) -> Scores:
     return score(X if mask.all() else X[mask])
+
+
+def _check_finite(scores: Scores) -> None:
+    # A model that answers NaN or infinity has failed as surely as one that raises: its rows
+    # take the same path (the fallback, or a 503 when the rollout says not to fall back).
+    if not (np.isfinite(scores.prediction).all() and np.isfinite(scores.confidence).all()):
+        raise ValueError("the model answered a non-finite prediction or confidence")
 
 
 def _spread(scores: Scores | None, mask: np.ndarray, n: int) -> dict[str, Any] | None:

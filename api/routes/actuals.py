@@ -8,10 +8,11 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Admin, RuntimeDep, SessionDep
+from api.guards import KeyFirstRoute
 from api.schemas import Identifier
 from ia_continu.actuals import InvalidActual, record_actuals
 
-router = APIRouter(prefix="/api", tags=["monitoring"])
+router = APIRouter(prefix="/api", tags=["monitoring"], route_class=KeyFirstRoute)
 
 
 class ActualItem(BaseModel):

@@ -8,27 +8,28 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, RuntimeDep, SessionDep
+from api.guards import KeyFirstRoute
 from ia_continu import rollout
 
-router = APIRouter(prefix="/api/feature-flags", tags=["rollout"])
+router = APIRouter(prefix="/api/feature-flags", tags=["rollout"], route_class=KeyFirstRoute)
 
 Percentage = Field(ge=0, le=100, description="share of requests routed to ML, 0..100")
 
 
 class EnableRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     percentage: float | None = Field(
         None, ge=0, le=100, description="keep the current share if absent"
     )
 
 
 class PercentageRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     percentage: float = Percentage
 
 
 class ConfigRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     fallback_on_error: bool | None = Field(
         None, description="answer with the heuristic when ML fails"
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import Admin, FamilyDep, SessionDep
+from api.guards import KeyFirstRoute
 from api.schemas import GeneratePublic, GenerateRequest
 from ia_continu.datasets import generate_dataset
 
-router = APIRouter(tags=["data"])
+router = APIRouter(tags=["data"], route_class=KeyFirstRoute)
 
 
 @router.post("/generate", response_model=GeneratePublic, dependencies=[Admin])

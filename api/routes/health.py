@@ -20,6 +20,8 @@ from ia_continu.redact import redact, redact_tree
 router = APIRouter(tags=["health"])
 
 
+# HEAD too: Uptime Kuma's HTTP monitor can send it (same checks, same status, no body).
+@router.head("/health", include_in_schema=False)
 @router.get(
     "/health",
     response_model=HealthPublic,

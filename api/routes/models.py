@@ -7,11 +7,12 @@ from pydantic import Field
 from sqlalchemy import select
 
 from api.deps import Admin, RuntimeDep, SessionDep
+from api.guards import KeyFirstRoute
 from api.schemas import ChampionPublic, ModelsPublic, PromoteRequest, RollbackRequest
 from ia_continu import registry
 from ia_continu.models import ModelEvent
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=KeyFirstRoute)
 
 
 class ChampionChangePublic(ChampionPublic):

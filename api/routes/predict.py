@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, status
@@ -51,10 +52,27 @@ async def predict(body: PredictRequest, runtime: RuntimeDep) -> Response:
         result = runtime.predictor.predict(X, context).row(0)
     except ModelFailure as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    if not math.isfinite(result["prediction"]):
+        raise _no_finite_answer()
     result["prediction"] = _as_label(family.task, result["prediction"])
     # Serialised directly: the answer is built by our code from validated inputs, and
     # re-validating it against the response model cost more than the scoring itself.
-    return Response(json.dumps(result), media_type="application/json")
+    return _json_response(result)
+
+
+def _no_finite_answer() -> HTTPException:
+    # Bounded features and the predictor's guard (a non-finite ML answer falls back) keep
+    # answers finite; if one still is not, refuse it rather than send `Infinity` (not JSON).
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, "no finite prediction for these features"
+    )
+
+
+def _json_response(body: dict) -> Response:
+    try:
+        return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+    except ValueError:
+        raise _no_finite_answer() from None
 
 
 _BATCH_DOC = {
@@ -76,16 +94,29 @@ _BATCH_DOC = {
     response_model=PredictBatchPublic,
     dependencies=[PredictLimit],
     openapi_extra=_BATCH_DOC,
-    responses={422: {"description": "invalid rows"}},
+    responses={
+        413: {"description": "too many rows, or a body over IA_CONTINU_MAX_BODY_BYTES"},
+        415: {"description": "the body is not application/json"},
+        422: {"description": "invalid rows"},
+    },
 )
 async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
     # The body is parsed straight into numpy: a pydantic model per row costs ~3x more for
     # 10,000 rows (../shared/STACK.md); validation is still strict, and errors say which part.
     family, settings = runtime.holder.family, runtime.settings
+    # Checked before the body is read: rows sent as a form or text are refused outright.
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"send the rows as application/json, not {media_type or 'no Content-Type'}",
+        )
     try:
         payload = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # incl. integers of 4,300+ digits
         raise HTTPException(422, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPException(422, "body is not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict) or "features" not in payload:
         raise HTTPException(422, "body must be an object with a 'features' list of rows")
     rows = payload["features"]
@@ -116,6 +147,8 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
     # Built from the columns: no per-row dict on the way out either.
     by_ml = answers.by_ml
     prediction = answers.prediction
+    if not np.isfinite(prediction).all():
+        raise _no_finite_answer()
     body = {
         "count": n,
         "model_version": answers.model_version if by_ml.any() else None,
@@ -129,4 +162,4 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
         "decision": answers.decision.tolist(),
         "risk_level": answers.risk_level if family.task == "regression" else None,
     }
-    return Response(json.dumps(body), media_type="application/json")
+    return _json_response(body)

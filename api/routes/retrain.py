@@ -6,12 +6,13 @@ from fastapi import APIRouter, HTTPException
 
 from api import metrics
 from api.deps import Admin, RetrainLimit, RuntimeDep
+from api.guards import KeyFirstRoute
 from api.schemas import RetrainPublic, RetrainRequest
 from ia_continu.datasets import NoDataset
 from ia_continu.families.base import InvalidFeatures
 from ia_continu.training import retrain as run_retrain
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=KeyFirstRoute)
 
 
 @router.post(

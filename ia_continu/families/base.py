@@ -58,6 +58,14 @@ class ModelFamily(ABC):
         if not np.isfinite(X).all():
             raise InvalidFeatures("features must be finite numbers (no NaN or infinity)")
 
+    def outcome_problem(self, value: float) -> str | None:
+        """Why ``value`` (finite) cannot be a real outcome of this family; None when it can.
+
+        Checked wherever outcomes come in (``record_actuals``), so no stored outcome is
+        absurd enough to make the monitoring figures meaningless or their sums overflow.
+        """
+        return None
+
     # --- model -----------------------------------------------------------------------
     @abstractmethod
     def build_pipeline(self) -> Any:

@@ -15,6 +15,9 @@ from ia_continu.families.base import InvalidFeatures, ModelFamily, Scores
 TRUE_WEIGHTS = np.array([2.0, -1.5])
 TRUE_BIAS = 0.25
 NOISE = 0.6
+# The features are standardised scores (about -4..4); far beyond this a value is a unit or
+# encoding error, not an observation, and a logit of it saturates to a meaningless 0 or 1.
+FEATURE_LIMIT = 1e6
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -40,6 +43,14 @@ class ClassificationFamily(ModelFamily):
         # Seed 004: "feature1 = feature1 - 0.5" in the drifted world.
         observed[:, 0] -= drift
         return observed, y
+
+    def validate(self, X):
+        super().validate(X)
+        if (np.abs(X) > FEATURE_LIMIT).any():
+            raise InvalidFeatures(f"features must be within ±{FEATURE_LIMIT:g}")
+
+    def outcome_problem(self, value):
+        return None if value in (0.0, 1.0) else "a classification outcome is a label: 0 or 1"
 
     def build_pipeline(self) -> Pipeline:
         return Pipeline(

@@ -27,6 +27,9 @@ DESIGN = (
 _DESIGN_ARRAY = np.array(DESIGN)
 # Risk bands in minutes of delay.
 RISK_MEDIUM, RISK_HIGH = 5.0, 15.0
+# Domain bounds: no ride is longer than this, no delay (or earliness) longer than a week.
+MAX_DISTANCE_KM = 1000.0
+MAX_DELAY_MINUTES = 10_000.0
 
 
 def featurize(X: np.ndarray) -> np.ndarray:
@@ -85,8 +88,8 @@ class DelayFamily(ModelFamily):
     def validate(self, X):
         super().validate(X)
         problems = []
-        if (X[:, 0] < 0).any():
-            problems.append("distance_km must be >= 0")
+        if ((X[:, 0] < 0) | (X[:, 0] > MAX_DISTANCE_KM)).any():
+            problems.append(f"distance_km must be in 0..{MAX_DISTANCE_KM:g}")
         if ((X[:, 1] < 0) | (X[:, 1] > 23) | (X[:, 1] != np.floor(X[:, 1]))).any():
             problems.append("hour must be an integer in 0..23")
         if ((X[:, 2] < 0) | (X[:, 2] > 6) | (X[:, 2] != np.floor(X[:, 2]))).any():
@@ -97,6 +100,11 @@ class DelayFamily(ModelFamily):
             problems.append("traffic must be in 0..1")
         if problems:
             raise InvalidFeatures("; ".join(problems))
+
+    def outcome_problem(self, value):
+        if -MAX_DELAY_MINUTES <= value <= MAX_DELAY_MINUTES:
+            return None
+        return f"a delay must be within ±{MAX_DELAY_MINUTES:g} minutes"
 
     def build_pipeline(self) -> Pipeline:
         return Pipeline(
