@@ -12,8 +12,8 @@ from api.ratelimit import limit
 from api.runtime import Runtime
 from api.security import require_api_key
 from ia_continu.config import Settings
-from ia_continu.db import session_scope
 from ia_continu.families import ModelFamily
+from ia_continu.store.engine import session_scope
 
 
 async def get_runtime(request: Request) -> Runtime:

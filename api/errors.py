@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ia_continu.errors import IaContinuError
+
 log = logging.getLogger("ia_continu.api")
 
 EXCERPT_CHARS = 100  # an echoed input, at most
@@ -171,6 +173,13 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     return FiniteJSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
 
+async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+    # The one place where the domain's errors become HTTP: each class carries its status
+    # (ia_continu/errors.py draws the hierarchy), and its message is written for the client.
+    status = exc.status_code if isinstance(exc, IaContinuError) else 500
+    return FiniteJSONResponse({"detail": _clip(str(exc), MESSAGE_CHARS)}, status_code=status)
+
+
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Never a traceback to the client; the log has it. Nothing here may raise, so the
     # exception's own text is not used (it can be anything, even unprintable).
@@ -182,4 +191,5 @@ async def unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(IaContinuError, domain_error)
     app.add_exception_handler(Exception, unexpected)

@@ -27,8 +27,8 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 if TYPE_CHECKING:
     from ia_continu.config import Settings
-    from ia_continu.prediction_log import PredictionLogWriter
-    from ia_continu.serving import ModelHolder
+    from ia_continu.log.writer import PredictionLogWriter
+    from ia_continu.serve.champion import ModelHolder
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 

@@ -10,13 +10,14 @@ from sqlalchemy import Engine
 
 from api import metrics
 from api.ratelimit import RateLimiter
-from ia_continu import migrate, rollout
 from ia_continu.config import Settings
-from ia_continu.db import make_engine
-from ia_continu.prediction_log import PredictionLogWriter
-from ia_continu.predictor import Predictor
+from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.redact import protect, redact
-from ia_continu.serving import ModelHolder
+from ia_continu.serve import rollout
+from ia_continu.serve.champion import ModelHolder
+from ia_continu.serve.predictor import Predictor
+from ia_continu.store import migrate
+from ia_continu.store.engine import make_engine
 from notifications import Alert, Severity, notify
 
 log = logging.getLogger(__name__)

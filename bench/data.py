@@ -13,13 +13,13 @@ import uuid
 import numpy as np
 from sqlalchemy import Engine
 
-from ia_continu import migrate
 from ia_continu.config import Settings
-from ia_continu.datasets import generate_dataset
-from ia_continu.db import make_engine, session_scope
 from ia_continu.families import get_family
-from ia_continu.models import utcnow
-from ia_continu.training import RetrainResult, retrain
+from ia_continu.learn.datasets import generate_dataset
+from ia_continu.learn.training import RetrainResult, retrain
+from ia_continu.store import migrate
+from ia_continu.store.engine import make_engine, session_scope
+from ia_continu.store.tables import utcnow
 
 COLUMNS = (
     "request_id", "booking_id", "driver_id", "family", "features", "prediction", "confidence",

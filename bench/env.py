@@ -104,7 +104,7 @@ class BenchEnv:
         if self._cleaned:
             return
         self._cleaned = True
-        from ia_continu.db import dispose_engines
+        from ia_continu.store.engine import dispose_engines
 
         dispose_engines()
         if self.pg_database is not None:

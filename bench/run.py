@@ -96,8 +96,8 @@ def machine() -> dict[str, Any]:
 
 # --- 1, 2, 5: serving ---------------------------------------------------------------------
 def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Namespace) -> None:
-    from ia_continu import rollout
-    from ia_continu.db import session_scope
+    from ia_continu.serve import rollout
+    from ia_continu.store.engine import session_scope
 
     g = f"serve/{family}"
     print(f"\n== {g}: training the champion", flush=True)
@@ -288,10 +288,10 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
 
 # --- 3, 4: database-side figures -----------------------------------------------------------
 def bench_database(env: BenchEnv, backend: str, report: Report, args: argparse.Namespace) -> None:
-    from ia_continu.actuals import record_actuals
-    from ia_continu.db import session_scope
-    from ia_continu.drift import run_drift_check
-    from ia_continu.monitoring import summary
+    from ia_continu.store.engine import session_scope
+    from ia_continu.truth.actuals import record_actuals
+    from ia_continu.watch.drift import run_drift_check
+    from ia_continu.watch.quality import summary
 
     g = f"db/{backend}"
     url = ""

@@ -7,16 +7,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.common import alert_flow_failure, settings_and_engine
-from ia_continu import ground_truth
-from ia_continu.actuals import record_actuals
-from ia_continu.db import session_scope
+from ia_continu.store.engine import session_scope
+from ia_continu.truth import sources
+from ia_continu.truth.actuals import record_actuals
 
 
 @task
 def find_pending(max_age_hours: int, limit: int) -> list[str]:
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
-        return ground_truth.pending_request_ids(
+        return sources.pending_request_ids(
             session, settings.family.value, max_age_hours=max_age_hours, limit=limit
         )
 
@@ -25,7 +25,7 @@ def find_pending(max_age_hours: int, limit: int) -> list[str]:
 def fetch_outcomes(source_name: str, request_ids: list[str]) -> dict[str, float]:
     # The source is the outside world (a bookings DB, a label queue): it is what gets retried.
     _, engine = settings_and_engine()
-    source = ground_truth.get_source(source_name)
+    source = sources.get_source(source_name)
     with session_scope(engine) as session:
         return source.fetch(session, request_ids)
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ia_continu.config import Settings, get_settings
-from ia_continu.db import get_engine
+from ia_continu.store.engine import get_engine
 from notifications import Alert, Severity, notify
 
 log = logging.getLogger("ia_continu.flows")

@@ -16,7 +16,7 @@ from notifications import Alert, Severity, notify
 
 @task(retries=1, retry_delay_seconds=10)
 def check(hours: int, max_rows: int, min_rows: int) -> dict[str, Any]:
-    from ia_continu.drift import run_drift_check
+    from ia_continu.watch.drift import run_drift_check
 
     settings, engine = settings_and_engine()
     return run_drift_check(

@@ -17,9 +17,10 @@ from flows.common import (
     state_key,
     swap_state,
 )
-from ia_continu import decision, registry
-from ia_continu.db import session_scope
+from ia_continu import decide
 from ia_continu.families import get_family
+from ia_continu.learn import registry
+from ia_continu.store.engine import session_scope
 from notifications import Alert, Severity, notify
 
 WINDOWS = {"24h": 24, "7d": 24 * 7}
@@ -27,7 +28,7 @@ WINDOWS = {"24h": 24, "7d": 24 * 7}
 
 @task(retries=2, retry_delay_seconds=5)
 def window(hours: int) -> dict[str, Any]:
-    from ia_continu.monitoring import window_metrics
+    from ia_continu.watch.quality import window_metrics
 
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
@@ -36,7 +37,7 @@ def window(hours: int) -> dict[str, Any]:
 
 @task
 def publish_table(
-    results: dict[str, dict[str, Any]], checks: dict[str, list[decision.ThresholdCheck]]
+    results: dict[str, dict[str, Any]], checks: dict[str, list[decide.ThresholdCheck]]
 ) -> None:
     rows = []
     for name, metrics in results.items():
@@ -66,14 +67,13 @@ def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
     task_kind = get_family(settings.family).task
     results = {name: window(hours) for name, hours in WINDOWS.items()}
     checks = {
-        name: decision.performance_checks(m, settings, task=task_kind)
-        for name, m in results.items()
+        name: decide.performance_checks(m, settings, task=task_kind) for name, m in results.items()
     }
     publish_table(results, checks)
 
     # Only the recent window alerts: the 7-day one is context, and would keep alerting for
     # a week after a problem is fixed.
-    bad = decision.crossed(checks[alert_window])
+    bad = decide.crossed(checks[alert_window])
     crossed_now = sorted(c.metric for c in bad)
     # One incident, one alert: alert when the set of crossed thresholds changes (and once on
     # recovery), not every hour while it stays the same. The set is kept between runs.

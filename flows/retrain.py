@@ -1,9 +1,9 @@
 """retrain: seed 002's decision, then the retrain with its quality gate, then the alert.
 
 Started by the ``ia-continu.drift.detected`` event (a deployment trigger) and weekly. It reads
-the latest drift row and the recent metrics, decides (ia_continu.decision), trains on recent
+the latest drift row and the recent metrics, decides (ia_continu.decide), trains on recent
 labelled predictions when there are enough (the world as it is now), and lets
-ia_continu.training.retrain's gate promote or reject; that function writes the audit rows.
+ia_continu.learn.training.retrain's gate promote or reject; that function writes the audit rows.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 from flows.common import RETRAIN_EVENT, alert_flow_failure, model_resource, settings_and_engine
-from ia_continu import decision, ground_truth, registry
-from ia_continu.db import session_scope
-from ia_continu.drift import latest_report
+from ia_continu import decide
 from ia_continu.families import get_family
+from ia_continu.learn import registry
+from ia_continu.store.engine import session_scope
+from ia_continu.truth import sources
+from ia_continu.watch.drift import latest_report
 from notifications import Alert, Severity, notify
 
 
 @task
 def current_state(metrics_hours: int, drift_max_age_hours: int) -> dict[str, Any]:
-    from ia_continu.monitoring import window_metrics
+    from ia_continu.watch.quality import window_metrics
 
     settings, engine = settings_and_engine()
     report = latest_report(engine, settings.family.value, max_age_hours=drift_max_age_hours)
@@ -42,21 +44,21 @@ def current_state(metrics_hours: int, drift_max_age_hours: int) -> dict[str, Any
 def training_data(hours: int, min_rows: int) -> int | None:
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
-        return ground_truth.snapshot_labelled(
+        return sources.snapshot_labelled(
             session, get_family(settings.family), hours=hours, min_rows=min_rows
         )
 
 
 @task
 def run_retrain(generation_id: int | None, reason: str) -> dict[str, Any]:
-    from ia_continu.training import retrain
+    from ia_continu.learn.training import retrain
 
     settings, engine = settings_and_engine()
     return retrain(settings, engine, generation_id=generation_id, reason=reason).as_dict()
 
 
 @task
-def record_skip(verdict: decision.RetrainDecision, reason: str) -> None:
+def record_skip(verdict: decide.RetrainDecision, reason: str) -> None:
     # A decision not to retrain is also audited: "why did nothing happen?" has an answer.
     settings, engine = settings_and_engine()
     with session_scope(engine) as session:
@@ -87,7 +89,7 @@ def retrain_flow(
     settings, _ = settings_and_engine()
     task_kind = get_family(settings.family).task
     state = current_state(metrics_hours, drift_max_age_hours)
-    verdict = decision.decide_retrain(
+    verdict = decide.decide_retrain(
         drift=state["drift"],
         metrics=state["metrics"],
         settings=settings,

@@ -55,7 +55,7 @@ def mlflow_uri(tmp_path_factory) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ia_continu.db'}"
+        yield f"sqlite:///{tmp_path / 'ia_continu.store.engine'}"
         return
     if not pg_available():
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {_pg_state.get('why')}")
@@ -65,7 +65,7 @@ def db_url(request, tmp_path: Path) -> Iterator[str]:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    from ia_continu.db import dispose_engines
+    from ia_continu.store.engine import dispose_engines
 
     dispose_engines()
     with admin.begin() as conn:
@@ -106,8 +106,8 @@ def settings(settings_factory) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings):
-    from ia_continu import migrate
-    from ia_continu.db import make_engine
+    from ia_continu.store import migrate
+    from ia_continu.store.engine import make_engine
 
     eng = make_engine(settings.database_url)
     migrate.upgrade(eng)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, insert
 
-from ia_continu.models import PredictionLog, utcnow
+from ia_continu.store.tables import PredictionLog, utcnow
 
 
 def prediction_rows(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.deps import Admin, RuntimeDep, SessionDep
 from api.guards import KeyFirstRoute
 from api.schemas import Identifier
-from ia_continu.actuals import InvalidActual, record_actuals
+from ia_continu.truth.actuals import InvalidActual, record_actuals
 
 router = APIRouter(prefix="/api", tags=["monitoring"], route_class=KeyFirstRoute)
 

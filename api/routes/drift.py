@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from api.deps import RuntimeDep, SessionDep
-from ia_continu.models import DriftReport
+from ia_continu.store.tables import DriftReport
 
 router = APIRouter(prefix="/api/drift", tags=["monitoring"])
 

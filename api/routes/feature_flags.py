@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, RuntimeDep, SessionDep
 from api.guards import KeyFirstRoute
-from ia_continu import rollout
+from ia_continu.serve import rollout
 
 router = APIRouter(prefix="/api/feature-flags", tags=["rollout"], route_class=KeyFirstRoute)
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api.deps import Admin, FamilyDep, SessionDep
 from api.guards import KeyFirstRoute
 from api.schemas import GeneratePublic, GenerateRequest
-from ia_continu.datasets import generate_dataset
+from ia_continu.learn.datasets import generate_dataset
 
 router = APIRouter(tags=["data"], route_class=KeyFirstRoute)
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from api.deps import RuntimeDep
 from api.schemas import HealthPublic
 from ia_continu import __version__
-from ia_continu.db import session_scope
-from ia_continu.models import PredictionLog
 from ia_continu.redact import redact, redact_tree
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import PredictionLog
 
 router = APIRouter(tags=["health"])
 

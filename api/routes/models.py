@@ -9,8 +9,8 @@ from sqlalchemy import select
 from api.deps import Admin, RuntimeDep, SessionDep
 from api.guards import KeyFirstRoute
 from api.schemas import ChampionPublic, ModelsPublic, PromoteRequest, RollbackRequest
-from ia_continu import registry
-from ia_continu.models import ModelEvent
+from ia_continu.learn import registry
+from ia_continu.store.tables import ModelEvent
 
 router = APIRouter(prefix="/models", tags=["models"], route_class=KeyFirstRoute)
 

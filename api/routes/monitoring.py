@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from api.deps import RuntimeDep, SessionDep
-from ia_continu import monitoring
+from ia_continu.watch import quality
 
 router = APIRouter(prefix="/api/ml-monitoring", tags=["monitoring"])
 
@@ -18,7 +18,7 @@ def metrics(
     session: SessionDep,
     hours: int = Query(24, ge=1, le=8760, description="window, 1..8760 hours"),
 ) -> dict[str, Any]:
-    return monitoring.window_metrics(session, runtime.settings.family.value, hours)
+    return quality.window_metrics(session, runtime.settings.family.value, hours)
 
 
 @router.get("/daily")
@@ -27,7 +27,7 @@ def daily(
     session: SessionDep,
     days: int = Query(7, ge=1, le=366, description="days, 1..366"),
 ) -> list[dict[str, Any]]:
-    return monitoring.daily_metrics(session, runtime.settings.family.value, days)
+    return quality.daily_metrics(session, runtime.settings.family.value, days)
 
 
 @router.get("/predictions")
@@ -36,7 +36,7 @@ def predictions(
     session: SessionDep,
     limit: int = Query(100, ge=1, le=1000, description="rows, 1..1000"),
 ) -> list[dict[str, Any]]:
-    return monitoring.recent_predictions(session, runtime.settings.family.value, limit)
+    return quality.recent_predictions(session, runtime.settings.family.value, limit)
 
 
 @router.get("/anomalies")
@@ -56,11 +56,9 @@ def anomalies(
 ) -> dict[str, Any]:
     if threshold is None:
         threshold = runtime.settings.anomaly_threshold
-    return monitoring.anomalies(
-        session, runtime.settings.family.value, threshold, hours, limit=limit
-    )
+    return quality.anomalies(session, runtime.settings.family.value, threshold, hours, limit=limit)
 
 
 @router.get("/summary")
 def summary(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
-    return monitoring.summary(session, runtime.settings)
+    return quality.summary(session, runtime.settings)

@@ -18,8 +18,8 @@ from api.schemas import (
     first_invalid_identifier,
 )
 from ia_continu.families.base import InvalidFeatures
-from ia_continu.inputs import matrix_from, row_from
-from ia_continu.predictor import Context, ModelFailure
+from ia_continu.serve.inputs import matrix_from, row_from
+from ia_continu.serve.predictor import Context, ModelFailure
 
 router = APIRouter(tags=["predict"])
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from api import metrics
 from api.deps import Admin, RetrainLimit, RuntimeDep
 from api.guards import KeyFirstRoute
 from api.schemas import RetrainPublic, RetrainRequest
-from ia_continu.datasets import NoDataset
-from ia_continu.families.base import InvalidFeatures
-from ia_continu.training import retrain as run_retrain
+from ia_continu.learn.training import retrain as run_retrain
 
 router = APIRouter(tags=["models"], route_class=KeyFirstRoute)
 
@@ -21,6 +19,7 @@ router = APIRouter(tags=["models"], route_class=KeyFirstRoute)
     dependencies=[Admin, RetrainLimit],
     responses={
         404: {"description": "no such dataset"},
+        409: {"description": "no dataset yet"},
         422: {"description": "dataset cannot train this family"},
     },
 )
@@ -35,13 +34,7 @@ def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainP
             force=body.force,
             reason=body.reason,
         )
-    except NoDataset as exc:
-        metrics.training_total.labels(family, "failed").inc()
-        raise HTTPException(404 if body.generation_id else 409, str(exc)) from None
-    except InvalidFeatures as exc:
-        metrics.training_total.labels(family, "failed").inc()
-        raise HTTPException(422, str(exc)) from None
-    except Exception:
+    except Exception:  # domain errors become 4xx in api/errors.py
         metrics.training_total.labels(family, "failed").inc()
         raise
     metrics.training_total.labels(family, result.status).inc()

@@ -8,6 +8,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ia_continu.errors import InvalidFeatures
+
 
 @dataclass(slots=True)
 class Scores:
@@ -18,10 +20,6 @@ class Scores:
     risk_level: list[str] | None = None
     contributing_factors: list[dict[str, float]] | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class InvalidFeatures(ValueError):
-    """Raised with a message a person can act on (wrong shape, out-of-range value...)."""
 
 
 class ModelFamily(ABC):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ia_continu.db import session_scope
-from ia_continu.models import DriftReport, utcnow
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import DriftReport, utcnow
 
 
 def _report(family: str, *, drift: bool, version: str, at) -> DriftReport:

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from ia_continu import rollout
-from ia_continu.db import session_scope
+from ia_continu.serve import rollout
+from ia_continu.store.engine import session_scope
 from tests.conftest import ADMIN
 
 FF = "/api/feature-flags"

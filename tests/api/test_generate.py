@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from ia_continu.db import session_scope
-from ia_continu.models import Dataset, DatasetSample
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import Dataset, DatasetSample
 from tests.conftest import ADMIN
 
 
@@ -51,7 +51,7 @@ def test_same_seed_same_data(client):
 
 
 def test_drift_shifts_feature1(client):
-    from ia_continu.db import session_scope
+    from ia_continu.store.engine import session_scope
 
     means = {}
     for drift in (False, True):

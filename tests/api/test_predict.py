@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from ia_continu.db import session_scope
-from ia_continu.models import PredictionLog
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import PredictionLog
 from tests.conftest import train
 
 
@@ -34,7 +34,7 @@ def test_before_any_model_the_fallback_answers_and_says_so(client):
 
 
 def test_prediction_matches_the_champion_and_is_logged(trained_client):
-    from ia_continu import registry
+    from ia_continu.learn import registry
 
     runtime = trained_client.app.state.runtime
     r = trained_client.post(

@@ -13,8 +13,8 @@ import pytest
 
 from api import ratelimit
 from api.ratelimit import UNVERIFIED_FORWARDED, RateLimiter, TrustedProxies, client_key
-from ia_continu import migrate
-from ia_continu.db import make_engine
+from ia_continu.store import migrate
+from ia_continu.store.engine import make_engine
 from tests.conftest import ADMIN
 from tests.live import free_port, settings_env, start_api
 

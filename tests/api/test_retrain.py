@@ -5,8 +5,8 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import select
 
-from ia_continu.db import session_scope
-from ia_continu.models import DatasetSample, ModelEvent
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import DatasetSample, ModelEvent
 from tests.conftest import ADMIN, train
 
 
@@ -36,7 +36,7 @@ def test_first_retrain_registers_logs_and_promotes(client):
 
 
 def test_worse_challenger_is_rejected_and_champion_kept(client):
-    from ia_continu.training import _split
+    from ia_continu.learn.training import _split
 
     train(client, samples=2000, seed=1)
     g = client.post(

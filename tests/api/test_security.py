@@ -137,7 +137,7 @@ def test_failed_discord_alert_leaves_no_token_in_the_live_api_log(make_client, t
     Its whole log (uvicorn's stdout and stderr) must not contain the token."""
     import socket
 
-    from ia_continu import registry
+    from ia_continu.learn import registry
     from tests.conftest import train
     from tests.live import settings_env, start_api
 

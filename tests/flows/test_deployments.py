@@ -17,8 +17,8 @@ from sqlalchemy import select
 from deployments.serve import RETRAIN_TRIGGER_PARAMETERS, build_deployments
 from flows.common import DRIFT_EVENT
 from flows.detect_drift import detect_drift
-from ia_continu.db import session_scope
-from ia_continu.models import ModelEvent
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import ModelEvent
 from tests.flows.test_loop import world
 
 ROOT = Path(__file__).parents[2]

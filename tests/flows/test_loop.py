@@ -19,9 +19,9 @@ from flows.common import DRIFT_EVENT, PERFORMANCE_EVENT
 from flows.detect_drift import detect_drift
 from flows.monitor_performance import monitor_performance
 from flows.retrain import retrain_flow
-from ia_continu.db import session_scope
-from ia_continu.ground_truth import simulate_traffic
-from ia_continu.models import DriftReport, ModelEvent
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import DriftReport, ModelEvent
+from ia_continu.truth.sources import simulate_traffic
 from tests.conftest import train
 from tests.flows.conftest import flush, stored_event
 
@@ -56,7 +56,7 @@ async def _artifact(key: str):
 
 
 def test_importing_drift_does_not_import_evidently():
-    code = "import sys, ia_continu.drift, api.main; print('evidently' in sys.modules)"
+    code = "import sys, ia_continu.watch.drift, api.main; print('evidently' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ia_continu import registry
-from ia_continu.db import make_engine, session_scope
-from ia_continu.models import ChampionHistory, ModelEvent, PredictionLog
-from ia_continu.training import retrain
+from ia_continu.learn import registry
+from ia_continu.learn.training import retrain
+from ia_continu.store.engine import make_engine, session_scope
+from ia_continu.store.tables import ChampionHistory, ModelEvent, PredictionLog
 from notifications import reset_cooldowns
 from notifications.receiver import WebhookReceiver
 from tests.conftest import ADMIN, train
@@ -182,7 +182,7 @@ def test_database_outage_during_traffic_loses_nothing(
 @pytest.mark.slow
 def test_sigterm_under_load_keeps_every_answered_prediction(settings_factory, tmp_path, db_url):
     settings = settings_factory(log_flush_interval_ms=200, log_batch_size=2000)
-    from ia_continu import migrate
+    from ia_continu.store import migrate
 
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)

@@ -25,7 +25,7 @@ from sqlalchemy import insert
 
 from api.main import create_app
 from ia_continu.config import Settings
-from ia_continu.models import PredictionLog, utcnow
+from ia_continu.store.tables import PredictionLog, utcnow
 from tests.conftest import ADMIN, API_KEY, train
 from tests.live import start_api
 

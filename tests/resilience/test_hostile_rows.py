@@ -15,8 +15,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from ia_continu.db import session_scope
-from ia_continu.models import PredictionLog
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import PredictionLog
 from tests.conftest import ADMIN
 
 # JSON text escapes, sent as written: "\ud800" decodes to a lone surrogate.

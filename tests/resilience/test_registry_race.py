@@ -16,11 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ia_continu import registry
-from ia_continu.db import session_scope
-from ia_continu.locks import exclusive, try_exclusive
-from ia_continu.models import ChampionHistory
-from ia_continu.training import retrain, run_name
+from ia_continu.learn import registry
+from ia_continu.learn.training import retrain, run_name
+from ia_continu.store.engine import session_scope
+from ia_continu.store.locks import exclusive, try_exclusive
+from ia_continu.store.tables import ChampionHistory
 from tests.conftest import ADMIN, train
 from tests.live import settings_env, start_api
 

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``ia-continu`` command line, one module each."""

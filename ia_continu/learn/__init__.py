@@ -1,0 +1,1 @@
+"""Learn again: datasets, training with its gate, the registry of versions."""

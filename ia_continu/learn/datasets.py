@@ -1,0 +1,86 @@
+"""Synthetic datasets (seed 004's /generate): draw, store, and load them back for training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ia_continu.errors import NoDatasetYet, UnknownDataset
+from ia_continu.families import ModelFamily
+from ia_continu.store.tables import Dataset, DatasetSample, utcnow
+
+# Seed 004: the world drifts by 0.5 on odd hours unless the caller says otherwise.
+SEED_DRIFT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedDataset:
+    generation_id: int
+    X: np.ndarray
+    y: np.ndarray
+
+
+def drift_for(hour: int, drift: bool | float | None) -> float:
+    """None follows seed 004's clock (odd hours drift); True/False force it; a float sets it."""
+    if drift is None:
+        return SEED_DRIFT if hour % 2 == 1 else 0.0
+    if isinstance(drift, bool):
+        return SEED_DRIFT if drift else 0.0
+    return float(drift)
+
+
+def generate_dataset(
+    session: Session,
+    family: ModelFamily,
+    samples: int,
+    *,
+    drift: bool | float | None = None,
+    seed: int | None = None,
+    now: datetime | None = None,
+) -> Dataset:
+    now = now or utcnow()
+    rng = np.random.default_rng(seed)
+    shift = drift_for(now.hour, drift)
+    X, y = family.sample(samples, rng=rng, drift=shift)
+    dataset = Dataset(
+        family=family.name,
+        samples_count=samples,
+        drift=shift != 0.0,
+        seed=seed,
+        hour_generated=now.hour,
+        created_at=now,
+    )
+    session.add(dataset)
+    session.flush()
+    rows = [
+        {"generation_id": dataset.generation_id, "features": x, "target": t}
+        for x, t in zip(X.round(6).tolist(), y.tolist(), strict=True)
+    ]
+    session.execute(insert(DatasetSample), rows)
+    return dataset
+
+
+def load_dataset(
+    session: Session, family: ModelFamily, generation_id: int | None = None
+) -> LoadedDataset:
+    """The chosen dataset of this family, or the latest one."""
+    query = select(Dataset.generation_id).where(Dataset.family == family.name)
+    if generation_id is not None:
+        query = query.where(Dataset.generation_id == generation_id)
+    gid = session.scalar(query.order_by(Dataset.generation_id.desc()).limit(1))
+    if gid is None:
+        if generation_id is not None:
+            raise UnknownDataset(f"no dataset {generation_id} for family '{family.name}'")
+        raise NoDatasetYet(f"no dataset for family '{family.name}' yet: call POST /generate first")
+    rows = session.execute(
+        select(DatasetSample.features, DatasetSample.target)
+        .where(DatasetSample.generation_id == gid)
+        .order_by(DatasetSample.id)
+    ).all()
+    X = np.asarray([r[0] for r in rows], dtype=float).reshape(len(rows), family.n_features)
+    y = np.asarray([r[1] for r in rows], dtype=float)
+    return LoadedDataset(gid, X, y)

@@ -1,0 +1,1 @@
+"""The prediction log: every answer written off the request path, nothing lost."""

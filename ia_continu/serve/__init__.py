@@ -1,0 +1,1 @@
+"""Answer requests: the champion in memory, the rollout flag, the predictor."""

@@ -1,0 +1,1 @@
+"""Where the loop keeps its state: engine, tables, migrations, cross-process locks."""

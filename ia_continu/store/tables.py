@@ -1,0 +1,186 @@
+"""ORM tables. The schema itself is owned by the Alembic migrations in ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ia_continu.store.engine import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# Timestamps are naive UTC everywhere: SQLite has no time zones, and mixing aware and naive
+# values across the two backends is the classic source of off-by-hours metric windows.
+Timestamp = DateTime(timezone=False)
+
+
+class Dataset(Base):
+    """One call of /generate: a batch of labelled synthetic samples."""
+
+    __tablename__ = "datasets"
+
+    generation_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    samples_count: Mapped[int] = mapped_column(Integer)
+    drift: Mapped[bool] = mapped_column(Boolean, default=False)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hour_generated: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class DatasetSample(Base):
+    __tablename__ = "dataset_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.generation_id", ondelete="CASCADE"), index=True
+    )
+    # Feature vectors are stored as JSON lists so that both families share one table;
+    # training and drift read whole datasets at once, never filter on a single feature.
+    features: Mapped[list[float]] = mapped_column(JSON)
+    target: Mapped[float] = mapped_column(Float)
+
+
+class PredictionLog(Base):
+    """Every answered prediction (seed 001's ml_prediction), joined later to its outcome."""
+
+    __tablename__ = "prediction_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(100))
+    booking_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    driver_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    family: Mapped[str] = mapped_column(String(32))
+    features: Mapped[list[float]] = mapped_column(JSON)
+
+    prediction: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    risk_level: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    contributing_factors: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+
+    model_version: Mapped[str] = mapped_column(String(50))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    # Who answered and why: ml, fallback_disabled, fallback_share, fallback_error, fallback_no_model
+    decision: Mapped[str] = mapped_column(String(32))
+    served_by: Mapped[str] = mapped_column(String(16))  # "ml" or "fallback"
+    rollout_percentage: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Shadow mode: both answers kept, so the lift of ML over the heuristic can be measured.
+    ml_prediction: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fallback_prediction: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    actual: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[float | None] = mapped_column(Float, nullable=True)  # |prediction - actual|
+    is_accurate: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    actual_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_prediction_log_created_at", "created_at"),
+        # Every monitoring query is "one family since t": a range of this index (migration 0002).
+        Index("ix_prediction_log_family_created", "family", "created_at"),
+        # Windowed metrics read only rows with an outcome: (created_at, actual) covers them.
+        Index("ix_prediction_log_created_actual", "created_at", "actual"),
+        Index("ix_prediction_log_request_id", "request_id"),
+        Index("ix_prediction_log_booking_id", "booking_id"),
+    )
+
+
+class ModelEvent(Base):
+    """Audit log of the model lifecycle (seed 002's monitoring_audit)."""
+
+    __tablename__ = "model_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(
+        String(32)
+    )  # retrain, promote, reject, rollback, failed, ...
+    version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    previous_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (Index("ix_model_events_family_created", "family", "created_at"),)
+
+
+class ChampionHistory(Base):
+    """Every change of champion. MLflow aliases keep only the present; this keeps the past."""
+
+    __tablename__ = "champion_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))  # promote or rollback
+    version: Mapped[str] = mapped_column(String(50))
+    previous_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (Index("ix_champion_history_family_id", "family", "id"),)
+
+
+class RolloutConfig(Base):
+    """The ML rollout flag, shared by every replica (seed 000's FeatureFlags, but durable)."""
+
+    __tablename__ = "rollout_config"
+
+    family: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    percentage: Mapped[float] = mapped_column(Float, default=100.0)
+    fallback_on_error: Mapped[bool] = mapped_column(Boolean, default=True)
+    shadow_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    # Stats are derived from the prediction log since this instant; reset-stats moves it.
+    stats_since: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class DriftReport(Base):
+    """The result of each drift check, so the dashboard and the retrain decision can read it."""
+
+    __tablename__ = "drift_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    dataset_drift: Mapped[bool] = mapped_column(Boolean)
+    drift_share: Mapped[float] = mapped_column(Float)
+    drifted_features: Mapped[list[str]] = mapped_column(JSON)
+    feature_scores: Mapped[dict[str, float]] = mapped_column(JSON)
+    reference_rows: Mapped[int] = mapped_column(Integer)
+    current_rows: Mapped[int] = mapped_column(Integer)
+    report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (Index("ix_drift_reports_family_created", "family", "created_at"),)
+
+
+class SyntheticOutcome(Base):
+    """The synthetic world's ground truth: what really happened for a request, and from when
+    it may be known (a ride's delay is known once the ride has ended). Written by the traffic
+    simulator, read by the built-in ground-truth source of the backfill flow."""
+
+    __tablename__ = "synthetic_outcomes"
+
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    actual: Mapped[float] = mapped_column(Float)
+    available_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -1,0 +1,1 @@
+"""Learn the truth: outcomes joined to predictions, and where outcomes come from."""

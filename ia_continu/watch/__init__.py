@@ -1,0 +1,1 @@
+"""Watch the model: quality over windows, drift, rollout health."""

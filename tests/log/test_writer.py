@@ -1,0 +1,249 @@
+"""The writer: group commits, nothing lost while the DB is down, spool and replay."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from ia_continu.log.writer import PredictionLogWriter, is_transient
+from ia_continu.store.tables import PredictionLog
+
+
+def _row(i: int) -> dict:
+    now = datetime(2026, 1, 1, 12, 0, 0)
+    return dict(
+        request_id=f"r{i}",
+        booking_id=None,
+        driver_id=None,
+        family="classification",
+        features=[float(i), 0.0],
+        prediction=1.0,
+        confidence=0.9,
+        risk_level=None,
+        contributing_factors=None,
+        model_version="1",
+        latency_ms=0.1,
+        decision="ml",
+        served_by="ml",
+        rollout_percentage=100.0,
+        ml_prediction=1.0,
+        fallback_prediction=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(PredictionLog))
+
+
+def test_group_commit_writes_every_row(engine):
+    writer = PredictionLogWriter(engine, batch_size=64, flush_interval=0.01)
+    writer.start()
+    for i in range(1000):
+        writer.submit([_row(i)])
+    assert writer.flush(10)
+    writer.stop()
+    assert _count(engine) == 1000 and writer.written == 1000
+
+
+def test_db_down_keeps_rows_then_spools_and_replays(engine, tmp_path):
+    # A real unreachable database: nothing listens on this port.
+    dead = create_engine(
+        "postgresql+psycopg://x@127.0.0.1:9/none", connect_args={"connect_timeout": 1}
+    )
+    writer = PredictionLogWriter(
+        dead, batch_size=50, flush_interval=0.01, max_pending=1000, spool_dir=tmp_path / "spool"
+    )
+    writer.start()
+    writer.submit([_row(i) for i in range(1500)])
+    deadline = 0
+    while writer.failed_flushes == 0 and deadline < 500:
+        import time
+
+        time.sleep(0.01)
+        deadline += 1
+    assert writer.last_error is not None  # health can say what is wrong
+    writer.stop()  # DB still down: what is left goes to the spool, nothing is dropped
+    assert writer.spooled == 1500
+    assert sorted(p.suffix for p in (tmp_path / "spool").iterdir()) == [".jsonl"] * len(
+        list((tmp_path / "spool").iterdir())
+    )
+
+    # The next writer that starts with a reachable DB replays the spool.
+    replay = PredictionLogWriter(engine, spool_dir=tmp_path / "spool")
+    replay.start()
+    replay.stop()
+    assert _count(engine) == 1500
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_flush_on_stop_with_long_window(engine, rows):
+    writer = PredictionLogWriter(engine, batch_size=10_000, flush_interval=60)
+    writer.start()
+    writer.submit([_row(i) for i in range(rows)])
+    writer.stop()
+    assert _count(engine) == rows
+
+
+# --- rows the database refuses: set aside, never retried forever -----------------------------
+
+SURROGATE = "\ud800"  # what the JSON escape "\ud800" decodes to: no driver can encode it
+NUL = "a\x00b"  # PostgreSQL text refuses it; SQLite stores it
+
+
+def _bad(i: int, value: str) -> dict:
+    return {**_row(i), "request_id": f"bad{i}", "booking_id": value}
+
+
+def _dead_letter_lines(folder) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted(folder.glob("*.jsonl"))
+        for line in path.read_text(encoding="ascii").splitlines()
+    ]
+
+
+def _request_ids(engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(select(PredictionLog.request_id)).all())
+
+
+def test_refused_rows_are_set_aside_and_the_rest_of_the_group_is_written(engine, tmp_path):
+    refused_by_db = {"bad3", "bad40"} | (
+        {"bad20"} if engine.dialect.name == "postgresql" else set()
+    )
+    writer = PredictionLogWriter(
+        engine, batch_size=100, flush_interval=60, spool_dir=tmp_path / "spool"
+    )
+    writer.start()
+    rows = [_row(i) for i in range(50)]
+    rows[3], rows[20], rows[40] = _bad(3, SURROGATE), _bad(20, NUL), _bad(40, SURROGATE)
+    writer.submit(rows)  # one group of 50: the edge is bypassed on purpose
+    assert writer.flush(10)
+    # The log is not stopped: later rows go through.
+    writer.submit([_row(100)])
+    assert writer.flush(10)
+    writer.stop()
+
+    expected = {r["request_id"] for r in rows} - refused_by_db | {"r100"}
+    assert _request_ids(engine) == expected
+    assert writer.written == len(expected) and writer.last_error is None
+    assert writer.dead_lettered == writer.refused == len(refused_by_db)
+    lines = _dead_letter_lines(tmp_path / "dead-letter")
+    assert {line["row"]["request_id"] for line in lines} == refused_by_db
+    by_id = {line["row"]["request_id"]: line for line in lines}
+    assert by_id["bad3"]["row"]["booking_id"] == SURROGATE  # kept exactly, escaped in the file
+    assert by_id["bad3"]["row"]["features"] == [3.0, 0.0]
+    assert "UnicodeEncodeError" in by_id["bad3"]["error"]
+    assert datetime.fromisoformat(by_id["bad3"]["at"]).tzinfo is not None
+    if engine.dialect.name == "postgresql":
+        assert "DataError" in by_id["bad20"]["error"] and "NUL" in by_id["bad20"]["error"]
+
+    # The verdict survives a restart (counted from the files), until the files are moved away.
+    again = PredictionLogWriter(engine, spool_dir=tmp_path / "spool")
+    assert again.dead_lettered == len(refused_by_db)
+    (tmp_path / "dead-letter").rename(tmp_path / "reviewed")
+    assert again.dead_lettered == 0
+
+
+def test_a_lone_refused_row_does_not_block_the_rows_behind_it(engine, tmp_path):
+    writer = PredictionLogWriter(
+        engine, batch_size=1, flush_interval=0.01, spool_dir=tmp_path / "spool"
+    )
+    writer.start()
+    writer.submit([_bad(0, SURROGATE)])
+    writer.submit([_row(i) for i in range(1, 6)])
+    assert writer.flush(10)
+    writer.stop()
+    assert _request_ids(engine) == {f"r{i}" for i in range(1, 6)}
+    assert writer.dead_lettered == 1 and writer.failed_flushes == 0
+
+
+def _spool_file(folder, rows: list[dict], extra_lines: list[str] = ()) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(row, default=str) for row in rows] + list(extra_lines)
+    (folder / "spool-1-1.jsonl").write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+def test_spool_with_a_refused_row_replays_the_good_rows_and_sets_the_bad_aside(engine, tmp_path):
+    spool = tmp_path / "spool"
+    rows = [_row(i) for i in range(10)]
+    rows[4] = _bad(4, SURROGATE)
+    _spool_file(spool, rows, extra_lines=['["torn line'])
+    writer = PredictionLogWriter(engine, spool_dir=spool)
+    writer.start()
+    writer.stop()
+    assert _request_ids(engine) == {f"r{i}" for i in range(10) if i != 4}
+    assert list(spool.iterdir()) == []  # replayed: nothing left silently
+    lines = _dead_letter_lines(tmp_path / "dead-letter")
+    assert [line.get("row", {}).get("request_id") for line in lines if "row" in line] == ["bad4"]
+    assert [line["spool_line"] for line in lines if "spool_line" in line] == ['["torn line']
+    assert writer.dead_lettered == 2 and writer.replay_failures == 1
+
+
+def test_spool_replay_while_the_database_is_down_is_kept_and_reported(engine, tmp_path):
+    spool = tmp_path / "spool"
+    _spool_file(spool, [_row(i) for i in range(5)])
+    dead = create_engine(
+        "postgresql+psycopg://x@127.0.0.1:9/none", connect_args={"connect_timeout": 1}
+    )
+    writer = PredictionLogWriter(dead, spool_dir=spool)
+    writer.start()
+    writer.stop()
+    assert writer.replay_failures == 1 and "OperationalError" in writer.replay_error
+    assert [p.name for p in spool.iterdir()] == ["spool-1-1.jsonl"]  # put back, whole
+    assert writer.dead_lettered == 0  # a transient failure sets nothing aside
+
+    replay = PredictionLogWriter(engine, spool_dir=spool)
+    replay.start()
+    replay.stop()
+    assert _request_ids(engine) == {f"r{i}" for i in range(5)}
+    assert replay.replay_error is None and list(spool.iterdir()) == []
+
+
+def test_unwritable_sqlite_file_is_transient_retried_then_spooled(tmp_path):
+    # A real fault: the database file's folder does not exist.
+    missing = create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite'}")
+    writer = PredictionLogWriter(
+        missing, batch_size=10, flush_interval=0.01, spool_dir=tmp_path / "spool"
+    )
+    writer.start()
+    writer.submit([_row(i) for i in range(3)] + [_bad(3, SURROGATE)])
+    deadline = time.monotonic() + 5
+    while writer.failed_flushes < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.stop()
+    assert writer.failed_flushes >= 2  # retried, not set aside
+    assert "OperationalError" in writer.last_error
+    assert writer.dead_lettered == 0 and writer.spooled == 4
+
+
+def test_errors_are_classified_on_real_failures(engine):
+    from sqlalchemy import text
+
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+
+    def error_of(statement: str, params: tuple | None = None) -> Exception:
+        with pytest.raises(Exception) as info, engine.begin() as conn:
+            conn.exec_driver_sql(statement, params)
+        return info.value
+
+    assert not is_transient(error_of(f"SELECT {mark}", (SURROGATE,)))
+    if engine.dialect.name == "postgresql":
+        assert not is_transient(error_of(f"SELECT CAST({mark} AS text)", (NUL,)))
+        assert is_transient(error_of("SELECT * FROM no_such_table"))  # schema, not a row
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    dead = create_engine(
+        "postgresql+psycopg://x@127.0.0.1:9/none", connect_args={"connect_timeout": 1}
+    )
+    with pytest.raises(Exception) as info, dead.connect():
+        pass
+    assert is_transient(info.value)
