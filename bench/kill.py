@@ -60,7 +60,7 @@ def run(seconds: float, clients: int, flush_ms: int) -> dict:
     stop.set()
     for t in threads:
         t.join(10)
-    conn = sqlite3.connect(root / "ia_continu.store.engine")
+    conn = sqlite3.connect(root / "ia_continu.db")
     logged = {r[0] for r in conn.execute("SELECT request_id FROM prediction_log")}
     conn.close()
     answered_before = [(rid, at) for rid, at in answered if at <= killed_at]

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # --- storage -----------------------------------------------------------------------
     database_url: str = Field(
         "",
-        description="SQLAlchemy URL (postgres:// accepted); default sqlite:///<data_dir>/ia_continu.store.engine",
+        description="SQLAlchemy URL (postgres:// accepted); default sqlite:///<data_dir>/ia_continu.db",
     )
     mlflow_tracking_uri: str = Field(
         "", description="MLflow tracking and registry store; default sqlite:///<data_dir>/mlflow.db"
@@ -272,7 +272,7 @@ class Settings(BaseSettings):
     def _fill_derived(self) -> Settings:
         self.data_dir = self.data_dir.resolve()
         if not self.database_url:
-            self.database_url = f"sqlite:///{self.data_dir / 'ia_continu.store.engine'}"
+            self.database_url = f"sqlite:///{self.data_dir / 'ia_continu.db'}"
         if not self.mlflow_tracking_uri:
             self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
         if self.mlflow_artifacts_dir is None:

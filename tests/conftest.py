@@ -55,7 +55,7 @@ def mlflow_uri(tmp_path_factory) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ia_continu.store.engine'}"
+        yield f"sqlite:///{tmp_path / 'ia_continu.db'}"
         return
     if not pg_available():
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {_pg_state.get('why')}")

@@ -30,7 +30,7 @@ def live(tmp_path_factory):
     server = start_api(settings_env, tmp)
     env = {**os.environ, **settings_env, "IA_CONTINU_API_URL": server.url}
     try:
-        yield env, create_engine(f"sqlite:///{tmp / 'data' / 'ia_continu.store.engine'}")
+        yield env, create_engine(f"sqlite:///{tmp / 'data' / 'ia_continu.db'}")
     finally:
         server.stop()
 

@@ -35,7 +35,7 @@ def prefect_server() -> Iterator[str]:
 def db_url(tmp_path: Path) -> str:
     # SQLite only here: the SQL the flows run is covered on PostgreSQL by tests/api and
     # tests/core; the flows add orchestration, which does not depend on the backend.
-    return f"sqlite:///{tmp_path / 'ia_continu.store.engine'}"
+    return f"sqlite:///{tmp_path / 'ia_continu.db'}"
 
 
 @pytest.fixture

@@ -62,6 +62,6 @@ def test_cli_migrate(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "schema at head" in out.stdout
-    engine = make_engine(f"sqlite:///{tmp_path / 'ia_continu.store.engine'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'ia_continu.db'}")
     assert set(inspect(engine).get_table_names()) >= TABLES
     engine.dispose()
