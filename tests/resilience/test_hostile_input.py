@@ -544,7 +544,7 @@ def test_an_extreme_stored_outcome_keeps_monitoring_finite(client):
 
 
 def test_monitoring_overflow_is_safe_in_python_too():
-    from ia_continu import monitoring
+    from ia_continu.watch import quality
 
     # 100 rows of 1e153: Σa² is finite (1e308) but (Σa)² is not.
     class Row:
@@ -552,7 +552,7 @@ def test_monitoring_overflow_is_safe_in_python_too():
         sum_confidence = sum_latency_ms = 100.0
         sum_abs, ss_res, sum_a, sum_a2, accurate = 1e155, 1e308, 1e155, 1e308, 0
 
-    out = monitoring._finish(Row(), "regression")
+    out = quality._finish(Row(), "regression")
     assert all(v is None or math.isfinite(v) for v in out.values())
 
 
