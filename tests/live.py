@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,28 +54,27 @@ def start_api(
     port = free_port()
     env = {**os.environ, **settings_env, "IA_CONTINU_PORT": str(port)}
     log_path = log_dir / f"api-{port}.log"
-    handle = open(log_path, "w")  # noqa: SIM115 (kept open for the child's lifetime)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--loop",
-            "asyncio",
-            # As every launcher we ship: the app, not uvicorn, reads X-Forwarded-For.
-            "--no-proxy-headers",
-            *extra_args,
-        ],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    # The child gets its own copy of the file descriptor: ours closes once it is started.
+    with open(log_path, "w") as handle:
+        proc = _popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "asyncio",
+                # As every launcher we ship: the app, not uvicorn, reads X-Forwarded-For.
+                "--no-proxy-headers",
+                *extra_args,
+            ],
+            env,
+            handle,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,3 +106,13 @@ def settings_env(settings) -> dict[str, str]:
         "IA_CONTINU_RATE_LIMIT_PREDICT": settings.rate_limit_predict,
         "IA_CONTINU_LOG_FLUSH_INTERVAL_MS": str(settings.log_flush_interval_ms),
     }
+
+
+def _popen(argv: list[str], env: dict[str, str], log: Any) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
