@@ -125,7 +125,7 @@ class GenerateRequest(BaseModel):
     samples: int = Field(1000, ge=100, le=10_000, description="rows to draw (100..10000)")
     drift: bool | Annotated[float, Field(ge=0, le=5)] | None = Field(
         None,
-        description="None: seed 004's clock (odd hours drift by 0.5); true/false to force; "
+        description="None: the demo world's clock (odd hours drift by 0.5); true/false to force; "
         "a number sets the shift",
     )
     seed: int | None = Field(
@@ -246,3 +246,71 @@ class ChampionPublic(BaseModel):
 class ModelsPublic(ChampionPublic):
     versions: list[dict[str, Any]]
     history: list[dict[str, Any]]
+
+
+# --- the ML rollout flag (/api/feature-flags) ---------------------------------------------
+
+
+class EnableRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    percentage: float | None = Field(
+        None, ge=0, le=100, description="keep the current share if absent"
+    )
+
+
+class PercentageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    percentage: float = Field(ge=0, le=100, description="share of requests routed to ML, 0..100")
+
+
+class ConfigRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    fallback_on_error: bool | None = Field(
+        None, description="answer with the heuristic when ML fails"
+    )
+    shadow_rate: float | None = Field(
+        None, ge=0, le=1, description="share of requests scored by both ML and the fallback"
+    )
+
+
+class RolloutConfigPublic(BaseModel):
+    """The flag, under the names of the environment variables that set its initial value."""
+
+    ml_enabled: bool = Field(serialization_alias="ML_ENABLED")
+    ml_traffic_percentage: float = Field(serialization_alias="ML_TRAFFIC_PERCENTAGE")
+    fallback_on_error: bool = Field(serialization_alias="FALLBACK_ON_ERROR")
+    shadow_rate: float = Field(serialization_alias="SHADOW_RATE")
+
+
+class RolloutStatsPublic(BaseModel):
+    total_requests: int
+    ml_requests: int
+    ml_successes: int
+    ml_failures: int
+    fallback_requests: int
+    shadow_requests: int
+    ml_success_rate: float
+    ml_usage_rate: float
+    since: str
+
+
+class RolloutHealthPublic(BaseModel):
+    status: Literal["healthy", "degraded", "critical"]
+    reason: str
+    success_rate: float
+    error_rate: float
+    ml_requests: int
+
+
+class RolloutStatusPublic(BaseModel):
+    family: str
+    config: RolloutConfigPublic
+    stats: RolloutStatsPublic
+    health: RolloutHealthPublic
+    updated_at: str
+
+
+class RolloutChangePublic(BaseModel):
+    success: bool
+    message: str
+    status: RolloutStatusPublic

@@ -1,4 +1,4 @@
-// ia-continu monitoring dashboard (seed 001). Plain browser JavaScript, no build step, no library.
+// ia-continu monitoring dashboard. Plain browser JavaScript, no build step, no library.
 // Every endpoint may be missing or return nulls: a value we cannot show is "—", never an exception.
 "use strict";
 
@@ -7,7 +7,7 @@
   const ANOMALY_THRESHOLD = 5;
   const DASH = "—";
 
-  // Seed 001's targets; the orange band is "watch", beyond it is "act".
+  // The monitoring targets; the orange band is "watch", beyond it is "act".
   // good/warn/bad: for "lower" metrics good < target <= warn < bad.
   const BANDS = {
     mae: { better: "lower", good: 3, warn: 5 },

@@ -1,4 +1,4 @@
-"""Seed 000's feature-flag endpoints against the real app, its predictor and its database."""
+"""The feature-flag endpoints against the real app, its predictor and its database."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 001's monitoring endpoints: shapes, validation, and figures from the real log."""
+"""The monitoring endpoints: shapes, validation, and figures from the real log."""
 
 from __future__ import annotations
 

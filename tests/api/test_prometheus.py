@@ -1,4 +1,4 @@
-"""``GET /metrics`` is valid Prometheus text with seed 002's series."""
+"""``GET /metrics`` is valid Prometheus text with the series the dashboards read."""
 
 from __future__ import annotations
 

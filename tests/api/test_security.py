@@ -11,7 +11,7 @@ import pytest
 from api.main import create_app
 from tests.conftest import ADMIN
 
-# Read-only POST routes: scoring is public by design (seed 002: keys guard state changes).
+# Read-only POST routes: scoring is public by design (keys guard state changes).
 PUBLIC_POSTS = {"/predict", "/predict/batch"}
 
 

@@ -42,7 +42,7 @@ CARDS = {
     "accuracy": ("accuracy_rate", 1, 100.0),
     "latency": ("avg_prediction_time_ms", 1, 1.0),
 }
-# Seed 001's targets and the page's orange bands.
+# The monitoring targets and the page's orange bands.
 BANDS = {
     "mae": ("lower", 3.0, 5.0),
     "r2": ("higher", 0.65, 0.5),
