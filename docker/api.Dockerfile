@@ -1,5 +1,6 @@
-# The ia-continu API (uvicorn on 9000). Also the image of the MLflow server in docker-compose.yml:
-# it already holds mlflow and the PostgreSQL driver, pinned with the rest of the stack.
+# The ia-continu API (uvicorn on 9000). Also the image of the MLflow server (docker-compose.yml,
+# deploy/k8s): it already holds mlflow, the PostgreSQL driver and boto3 (S3 artifacts), pinned
+# with the rest of the stack.
 #
 #   docker build -f docker/api.Dockerfile -t ia-continu-api .
 FROM python:3.11-slim
@@ -29,10 +30,13 @@ COPY ia_continu ./ia_continu
 COPY flows ./flows
 COPY deployments ./deployments
 COPY notifications ./notifications
+# The MLflow server's start script (docker-compose and Kubernetes run `mlflow-server.sh <args>`).
+COPY docker/mlflow-server.sh /usr/local/bin/mlflow-server.sh
 RUN uv pip install --system --compile-bytecode --no-deps . \
+    && chmod 0755 /usr/local/bin/mlflow-server.sh \
     && useradd --uid 10001 --user-group --create-home --home-dir /home/app app \
-    && mkdir -p /app/data /mlartifacts \
-    && chown -R app:app /app/data /mlartifacts
+    && mkdir -p /app/data \
+    && chown -R app:app /app/data
 
 USER 10001:10001
 EXPOSE 9000

@@ -1,13 +1,47 @@
 #!/bin/sh
 # Register the deployments of prefect.yaml with the Prefect server, then take their runs.
-# The work pool(s) come from prefect.yaml (or PREFECT_WORK_POOL); each is created as a
-# process pool when missing, so a fresh stack needs no manual step.
+#
+# Without PREFECT_WORK_POOL, the pool(s) are the ones prefect.yaml's deployments name (the
+# "ia-continu" process pool: docker-compose). With PREFECT_WORK_POOL set to another pool
+# declared under prefect.yaml's definitions.work_pools (Kubernetes: "ia-continu-k8s", type
+# kubernetes), every deployment is registered on that pool instead: a copy of prefect.yaml
+# with each deployment's work_pool replaced is deployed (`prefect deploy --all` ignores --pool
+# when it deploys several deployments). PREFECT_WORK_POOL_TYPE is the pool's type (process by
+# default); a missing pool is created, so a fresh stack needs no manual step.
+#
+# Kubernetes pools: flow runs are Jobs. Their pods get their settings the way the worker's
+# own pod does, by reference: the pool's base job template gains envFrom the Secret
+# IA_CONTINU_JOB_SECRET and the ConfigMap IA_CONTINU_JOB_CONFIGMAP (names, not values).
 set -eu
 
 : "${PREFECT_API_URL:?PREFECT_API_URL must point at the Prefect server, e.g. http://prefect-server:4200/api}"
+pool_type=${PREFECT_WORK_POOL_TYPE:-process}
+prefect_file=prefect.yaml
 
 if [ -n "${PREFECT_WORK_POOL:-}" ]; then
     pools=$PREFECT_WORK_POOL
+    prefect_file=$(python - "$PREFECT_WORK_POOL" <<'PY'
+import sys
+import tempfile
+
+import yaml
+
+pool = sys.argv[1]
+spec = yaml.safe_load(open("prefect.yaml")) or {}
+deployments = spec.get("deployments") or []
+if all(((d or {}).get("work_pool") or {}).get("name") == pool for d in deployments):
+    print("prefect.yaml")
+    raise SystemExit
+defined = (spec.get("definitions") or {}).get("work_pools") or {}
+target = next((p for p in defined.values() if (p or {}).get("name") == pool), {"name": pool})
+for deployment in deployments:
+    deployment["work_pool"] = dict(target)
+# Beside prefect.yaml: entrypoints and the pull step resolve from the working directory.
+with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=".prefect-", dir=".", delete=False) as out:
+    yaml.safe_dump(spec, out, sort_keys=False)
+print(out.name)
+PY
+)
 else
     pools=$(python -c '
 import yaml
@@ -26,12 +60,38 @@ if [ -z "$pools" ]; then
 fi
 
 for pool in $pools; do
-    prefect work-pool inspect "$pool" >/dev/null 2>&1 \
-        || prefect work-pool create "$pool" --type process
+    if prefect work-pool inspect "$pool" >/dev/null 2>&1; then
+        continue
+    fi
+    if [ "$pool_type" = kubernetes ]; then
+        template=$(mktemp)
+        prefect work-pool get-default-base-job-template --type kubernetes --file "$template"
+        python - "$template" <<'PY'
+import json
+import os
+import sys
+
+path = sys.argv[1]
+template = json.load(open(path))
+container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
+    "containers"
+][0]
+refs = []
+if os.environ.get("IA_CONTINU_JOB_SECRET"):
+    refs.append({"secretRef": {"name": os.environ["IA_CONTINU_JOB_SECRET"]}})
+if os.environ.get("IA_CONTINU_JOB_CONFIGMAP"):
+    refs.append({"configMapRef": {"name": os.environ["IA_CONTINU_JOB_CONFIGMAP"]}})
+container["envFrom"] = refs
+json.dump(template, open(path, "w"))
+PY
+        prefect work-pool create "$pool" --type kubernetes --base-job-template "$template"
+    else
+        prefect work-pool create "$pool" --type "$pool_type"
+    fi
 done
 
-prefect --no-prompt deploy --all
+prefect --no-prompt deploy --all --prefect-file "$prefect_file"
 
 # One worker per container serves the first pool; give another pool its own worker service.
 first=${pools%% *}
-exec prefect worker start --pool "$first" --type process --with-healthcheck
+exec prefect worker start --pool "$first" --type "$pool_type" --with-healthcheck

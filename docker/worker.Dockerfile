@@ -28,8 +28,8 @@ COPY docker/worker-entrypoint.sh /usr/local/bin/worker-entrypoint.sh
 RUN uv pip install --system --compile-bytecode --no-deps . \
     && chmod 0755 /usr/local/bin/worker-entrypoint.sh \
     && useradd --uid 10001 --user-group --create-home --home-dir /home/app app \
-    && mkdir -p /app/data /mlartifacts /home/app/.prefect \
-    && chown -R app:app /app /mlartifacts /home/app/.prefect
+    && mkdir -p /app/data /home/app/.prefect \
+    && chown -R app:app /app /home/app/.prefect
 
 USER 10001:10001
 

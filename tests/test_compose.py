@@ -30,7 +30,12 @@ PORTS = {
 }
 # Services that must declare a healthcheck in the compose file (others wait on them).
 HEALTHCHECKED = {"postgres", "mlflow", "api", "prefect-server", "prometheus", "grafana"}
-SECRETS = {"POSTGRES_PASSWORD", "IA_CONTINU_API_KEY", "GRAFANA_ADMIN_PASSWORD"}
+SECRETS = {
+    "POSTGRES_PASSWORD",
+    "IA_CONTINU_API_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+}
 OPTIONAL_EMPTY = {"DISCORD_WEBHOOK_URL"}
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 
@@ -74,6 +79,7 @@ def test_the_stack_has_every_service(services):
         "postgres",
         "api",
         "mlflow",
+        "minio",
         "prefect-server",
         "prefect-worker",
         "uptime-kuma",
@@ -137,7 +143,7 @@ def test_volumes_are_named_and_declared_or_existing_paths(compose, services):
                 assert source in declared, (name, source)
                 used.add(source)
     assert used == declared, f"declared but unused: {declared - used}"
-    for stateful in ("postgres", "mlflow", "api", "prometheus", "grafana", "uptime-kuma"):
+    for stateful in ("postgres", "minio", "api", "prometheus", "grafana", "uptime-kuma"):
         assert any(not s.startswith(("./", "/")) for s, _ in _bind_sources(services[stateful]))
 
 
@@ -175,10 +181,9 @@ def test_api_service_runs_in_production_against_postgres_and_the_mlflow_server(s
     assert "--backend-store-uri=postgresql" in mlflow_cmd and "--serve-artifacts" in mlflow_cmd
     prefect_env = services["prefect-server"]["environment"]
     assert prefect_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
-    # Every container that touches models shares the artifact volume at the same path.
-    artifacts = env["IA_CONTINU_MLFLOW_ARTIFACTS_DIR"]
-    for name in ("api", "prefect-worker", "mlflow"):
-        assert ("mlflow_artifacts", artifacts) in _bind_sources(services[name]), name
+    # Models go through the MLflow server (proxied artifacts, stored in MinIO): no container
+    # gets a local artifact root (tests/scale/test_compose_scale.py checks the rest).
+    assert "IA_CONTINU_MLFLOW_ARTIFACTS_DIR" not in env
 
 
 def test_postgres_init_creates_the_mlflow_and_prefect_databases(services):
