@@ -5,7 +5,7 @@
 #
 #   mlflow-server.sh <the arguments of `mlflow server`>
 #
-# When --artifacts-destination=s3://<bucket>/... is given, the bucket is created first if it
+# When the artifacts destination is s3://<bucket>/..., the bucket is created first if it
 # does not exist: MinIO (docker-compose, the Kubernetes dev overlay) starts empty. The object
 # store may still be starting, so connection errors are retried for about a minute. A bucket
 # that exists already, or that this server may not create (a managed S3 where the bucket is
@@ -14,7 +14,9 @@
 # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION.
 set -eu
 
-destination=""
+# The destination: the --artifacts-destination= argument, else MLFLOW_ARTIFACTS_DESTINATION
+# (which `mlflow server` reads too; the Kubernetes manifests set it).
+destination=${MLFLOW_ARTIFACTS_DESTINATION:-}
 for arg in "$@"; do
     case $arg in
         --artifacts-destination=*) destination=${arg#--artifacts-destination=} ;;

@@ -10,8 +10,9 @@
 # default); a missing pool is created, so a fresh stack needs no manual step.
 #
 # Kubernetes pools: flow runs are Jobs. Their pods get their settings the way the worker's
-# own pod does, by reference: the pool's base job template gains envFrom the Secret
-# IA_CONTINU_JOB_SECRET and the ConfigMap IA_CONTINU_JOB_CONFIGMAP (names, not values).
+# own pod does, by reference: the pool's base job template gains envFrom the Secrets and
+# ConfigMaps listed in IA_CONTINU_JOB_ENV_FROM ("secret:<name> configmap:<name>": names, not
+# values).
 set -eu
 
 : "${PREFECT_API_URL:?PREFECT_API_URL must point at the Prefect server, e.g. http://prefect-server:4200/api}"
@@ -76,11 +77,13 @@ template = json.load(open(path))
 container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
     "containers"
 ][0]
+kinds = {"secret": "secretRef", "configmap": "configMapRef"}
 refs = []
-if os.environ.get("IA_CONTINU_JOB_SECRET"):
-    refs.append({"secretRef": {"name": os.environ["IA_CONTINU_JOB_SECRET"]}})
-if os.environ.get("IA_CONTINU_JOB_CONFIGMAP"):
-    refs.append({"configMapRef": {"name": os.environ["IA_CONTINU_JOB_CONFIGMAP"]}})
+for source in os.environ.get("IA_CONTINU_JOB_ENV_FROM", "").split():
+    kind, _, name = source.partition(":")
+    if kind not in kinds or not name:
+        sys.exit(f"IA_CONTINU_JOB_ENV_FROM: {source!r} is not secret:<name> or configmap:<name>")
+    refs.append({kinds[kind]: {"name": name}})
 container["envFrom"] = refs
 json.dump(template, open(path, "w"))
 PY
