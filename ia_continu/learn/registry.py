@@ -64,14 +64,20 @@ def mlflow_client(settings: Settings):
 
 
 def ensure_experiment(settings: Settings) -> str:
+    """The experiment's id, created the first time. On a tracking server (``http(s)://``) the
+    server's default artifact root applies (with ``--serve-artifacts``, ``mlflow-artifacts:/``:
+    artifacts go through the server over HTTP, no disk shared with it); on the embedded store,
+    the local folder ``mlflow_artifacts_dir``."""
     import mlflow
 
     client = mlflow_client(settings)
     exp = client.get_experiment_by_name(settings.mlflow_experiment)
     if exp is not None:
         return exp.experiment_id
-    Path(settings.mlflow_artifacts_dir).mkdir(parents=True, exist_ok=True)
-    artifact_root = Path(settings.mlflow_artifacts_dir).resolve().as_uri()
+    artifact_root = None
+    if not settings.mlflow_tracking_uri.lower().startswith(("http://", "https://")):
+        Path(settings.mlflow_artifacts_dir).mkdir(parents=True, exist_ok=True)
+        artifact_root = Path(settings.mlflow_artifacts_dir).resolve().as_uri()
     try:
         return client.create_experiment(settings.mlflow_experiment, artifact_location=artifact_root)
     except mlflow.exceptions.MlflowException:  # created by a concurrent process meanwhile
