@@ -109,8 +109,11 @@ def refresh_gauges(rollout_state=None) -> None:
 
 def exposition() -> tuple[bytes, str]:
     if MULTIPROCESS:
+        from api.metrics_db import COLLECTOR  # read from the DB once per scrape, not summed
+
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(COLLECTOR)
     else:
         registry = DEFAULT_REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from api import metrics
+from api import metrics, metrics_db
 from api.ratelimit import RateLimiter
 from ia_continu.config import Settings
 from ia_continu.log.writer import PredictionLogWriter
@@ -111,10 +111,12 @@ class Runtime:
         )
         holder.start_polling()
         metrics.bind_runtime(holder, writer, settings)
+        metrics_db.bind(engine, settings)  # model events and quality, read at scrape time
         limiter = RateLimiter.from_settings(settings)
         return cls(settings, engine, holder, flags, writer, predictor, limiter)
 
     def stop(self) -> None:
+        metrics_db.COLLECTOR.unbind(self.engine)
         self.limiter.close()
         self.holder.stop_polling()
         self.flags.stop()
