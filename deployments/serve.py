@@ -1,73 +1,113 @@
-"""Serve every flow from this process: schedules and the drift-event trigger, no work pool.
+"""Serve every deployment of prefect.yaml from this process: schedules and triggers, no pool.
 
 ``ia-continu run`` starts this with PREFECT_API_URL pointing at the local Prefect server.
-The same deployments are declared in ``prefect.yaml`` for ``prefect deploy`` + a worker
-(docker-compose).
+prefect.yaml is the declaration (``prefect deploy --all`` + a worker reads the same file in
+docker-compose); this module only turns each entry into a served deployment, so the two ways
+of running the loop cannot drift apart. One deliberate difference: the health-check interval
+comes from ``IA_CONTINU_HEALTH_CHECK_INTERVAL_SECONDS`` when served (its default is the
+yaml's 60 s), so a local run can watch the API more or less often without editing the yaml.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import sys
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from prefect import serve
-from prefect.events import DeploymentEventTrigger
+from deployments.spec import DeclaredDeployment, declared_deployments
+from ia_continu.config import Settings
 
-from flows.backfill_actuals import backfill_actuals
-from flows.common import DRIFT_EVENT
-from flows.detect_drift import detect_drift
-from flows.health_check import health_check
-from flows.monitor_performance import monitor_performance
-from flows.retrain import retrain_flow
-from ia_continu.config import get_settings
+if TYPE_CHECKING:
+    from prefect import Flow
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.events import DeploymentTriggerTypes
+    from prefect.schedules import Schedule
 
-# Shared with prefect.yaml (tests/flows/test_deployments.py checks they agree).
-RETRAIN_TRIGGER_PARAMETERS = {
-    "reason": "drift event: features {{ event.payload.features }} "
-    "(share {{ event.payload.share }}) on model {{ event.payload.model_version }}",
+# Interval schedules a setting overrides at serve time, by deployment name.
+INTERVAL_SETTINGS: dict[str, Callable[[Settings], float]] = {
+    "health-check": lambda settings: settings.health_check_interval_seconds,
 }
 
 
-def drift_trigger() -> DeploymentEventTrigger:
-    return DeploymentEventTrigger(
-        name="retrain-on-drift",
-        expect={DRIFT_EVENT},
-        match={"prefect.resource.id": "ia-continu.model.*"},
-        parameters=RETRAIN_TRIGGER_PARAMETERS,
-    )
+def load_flow(declared: DeclaredDeployment) -> Flow[..., Any]:
+    """The flow an entrypoint names, imported as a module (not re-executed from its path)."""
+    from prefect import Flow
+
+    flow = getattr(importlib.import_module(declared.module), declared.function)
+    if not isinstance(flow, Flow):
+        raise TypeError(f"{declared.entrypoint} is not a Prefect flow")
+    return flow
 
 
-def build_deployments():
-    settings = get_settings()
+def to_schedule(spec: dict[str, Any]) -> Schedule:
+    """A prefect.yaml schedule entry (``interval`` in seconds, or ``cron``) as Prefect's type."""
+    from prefect.schedules import Cron, Interval
+
+    options = dict(spec)
+    if "cron" in options:
+        return Cron(options.pop("cron"), **options)
+    if "interval" in options:
+        return Interval(options.pop("interval"), **options)
+    raise ValueError(f"prefect.yaml schedule {spec!r}: only interval and cron are served")
+
+
+def to_trigger(spec: dict[str, Any]) -> DeploymentTriggerTypes:
+    """A prefect.yaml trigger, validated by the type `prefect deploy` uses."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    trigger: DeploymentTriggerTypes = TypeAdapter(DeploymentTriggerTypes).validate_python(spec)
+    return trigger
+
+
+def schedules_for(declared: DeclaredDeployment, settings: Settings) -> list[Schedule]:
+    schedules = [to_schedule(s) for s in declared.schedules]
+    override = INTERVAL_SETTINGS.get(declared.name)
+    if override is None:
+        return schedules
+    interval = timedelta(seconds=override(settings))
     return [
-        health_check.to_deployment(
-            name="health-check",
-            interval=timedelta(seconds=settings.health_check_interval_seconds),
-            tags=["ia-continu", "monitoring"],
-        ),
-        backfill_actuals.to_deployment(
-            name="backfill-actuals", cron="5 * * * *", tags=["ia-continu", "data"]
-        ),
-        monitor_performance.to_deployment(
-            name="monitor-performance", cron="15 * * * *", tags=["ia-continu", "monitoring"]
-        ),
-        detect_drift.to_deployment(
-            name="detect-drift", cron="30 2 * * *", tags=["ia-continu", "monitoring"]
-        ),
-        retrain_flow.to_deployment(
-            name="retrain",
-            cron="0 3 * * 1",
-            triggers=[drift_trigger()],
-            tags=["ia-continu", "training"],
-        ),
+        dataclasses.replace(s, interval=interval) if s.interval is not None else s
+        for s in schedules
+    ]
+
+
+def to_deployment(declared: DeclaredDeployment, settings: Settings) -> RunnerDeployment:
+    """The served twin of one declared deployment."""
+    from prefect.deployments.runner import RunnerDeployment
+
+    deployment = load_flow(declared).to_deployment(
+        name=declared.name,
+        tags=declared.tags,
+        schedules=schedules_for(declared, settings),
+        triggers=[to_trigger(t) for t in declared.triggers],
+        parameters=declared.parameters,
+        description=declared.description,
+    )
+    if not isinstance(deployment, RunnerDeployment):  # an awaitable, from an event loop
+        raise TypeError("build the served deployments outside of an event loop")
+    return deployment
+
+
+def build_deployments(
+    settings: Settings, declared: list[DeclaredDeployment] | None = None
+) -> list[RunnerDeployment]:
+    """The served twin of every deployment prefect.yaml declares."""
+    return [
+        to_deployment(d, settings)
+        for d in (declared_deployments() if declared is None else declared)
     ]
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m deployments.serve [deployment-name ...]``: all of them by default."""
-    import sys
+    from prefect import serve
 
     only = set(sys.argv[1:] if argv is None else argv)
-    deployments = [d for d in build_deployments() if not only or d.name in only]
+    deployments = [d for d in build_deployments(Settings()) if not only or d.name in only]
     # pause_on_shutdown=False: a Ctrl-C must not leave the schedules paused for next time.
     serve(*deployments, pause_on_shutdown=False)
 

@@ -2,56 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine
 
-from flows.common import alert_flow_failure, settings_and_engine
+from flows.common import alert_flow_failure, run_engine
+from ia_continu.config import Settings
 from ia_continu.store.engine import session_scope
 from ia_continu.truth import sources
 from ia_continu.truth.actuals import record_actuals
 
 
-@task
-def find_pending(max_age_hours: int, limit: int) -> list[str]:
-    settings, engine = settings_and_engine()
+@dataclass(frozen=True, slots=True)
+class BackfillSummary:
+    pending: int  # predictions waiting for an outcome
+    found: int  # outcomes the source knows now
+    updated: int  # predictions that got theirs
+
+
+@task(cache_policy=NO_CACHE)
+def find_pending(settings: Settings, engine: Engine, max_age_hours: int, limit: int) -> list[str]:
     with session_scope(engine) as session:
         return sources.pending_request_ids(
             session, settings.family.value, max_age_hours=max_age_hours, limit=limit
         )
 
 
-@task(retries=3, retry_delay_seconds=[5, 20, 60])
-def fetch_outcomes(source_name: str, request_ids: list[str]) -> dict[str, float]:
+@task(retries=3, retry_delay_seconds=[5, 20, 60], cache_policy=NO_CACHE)
+def fetch_outcomes(engine: Engine, source_name: str, request_ids: list[str]) -> dict[str, float]:
     # The source is the outside world (a bookings DB, a label queue): it is what gets retried.
-    _, engine = settings_and_engine()
     source = sources.get_source(source_name)
     with session_scope(engine) as session:
         return source.fetch(session, request_ids)
 
 
-@task
-def write_actuals(outcomes: dict[str, float]) -> dict[str, Any]:
-    settings, engine = settings_and_engine()
+@task(cache_policy=NO_CACHE)
+def write_actuals(settings: Settings, engine: Engine, outcomes: dict[str, float]) -> int:
+    """The number of predictions updated."""
     items = [{"request_id": rid, "actual": value} for rid, value in outcomes.items()]
     with session_scope(engine) as session:
-        return record_actuals(session, settings, items)
+        written = record_actuals(session, settings, items)
+    return written.updated
 
 
 @flow(name="backfill_actuals", on_failure=[alert_flow_failure])
 def backfill_actuals(
     source: str = "synthetic", max_age_hours: int = 24 * 7, limit: int = 50_000
 ) -> dict[str, Any]:
-    pending = find_pending(max_age_hours, limit)
-    outcomes = fetch_outcomes(source, pending) if pending else {}
-    written = write_actuals(outcomes) if outcomes else {"updated": 0}
-    summary = {
-        "pending": len(pending),
-        "found": len(outcomes),
-        "updated": int(written.get("updated", 0)),
-    }
+    settings = Settings()
+    with run_engine(settings) as engine:
+        pending = find_pending(settings, engine, max_age_hours, limit)
+        outcomes = fetch_outcomes(engine, source, pending) if pending else {}
+        updated = write_actuals(settings, engine, outcomes) if outcomes else 0
+    summary = BackfillSummary(pending=len(pending), found=len(outcomes), updated=updated)
     get_run_logger().info("backfill: %s", summary)
-    return summary
+    return asdict(summary)
 
 
 if __name__ == "__main__":

@@ -1,43 +1,59 @@
-"""What every flow shares: settings, the engine, the failure hook, and the event names."""
+"""What every flow shares: the run's settings and engine, the failure hook, the model's event
+resource, state kept between runs, and plain values for a flow's result.
+
+One way to configure: a flow builds ``Settings()`` once per run (from IA_CONTINU_* variables,
+as a worker's fresh process sees them) and one engine from it (``run_engine``), and hands both
+to its tasks as parameters. Tasks taking an engine are declared ``cache_policy=NO_CACHE``:
+Prefect's default policy hashes every input to build a cache key, and an engine (a pool of
+connections) cannot be hashed; these tasks read and write the live database, so a cached
+answer would be wrong anyway.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
 
-from ia_continu.config import Settings, get_settings
-from ia_continu.store.engine import get_engine
+from ia_continu.config import Settings
+from ia_continu.store.engine import make_engine
 from notifications import Alert, Severity, notify
 
-log = logging.getLogger("ia_continu.flows")
+# The resource of the events flows emit about the served model. The retrain trigger in
+# prefect.yaml matches on its id ("ia-continu.model.*").
+MODEL_RESOURCE_ID = "ia-continu.model.{family}"
 
-# The event that makes the pipeline event-driven: detect_drift emits it, a deployment trigger
-# on retrain (deployments/serve.py and prefect.yaml) listens for it.
-DRIFT_EVENT = "ia-continu.drift.detected"
-PERFORMANCE_EVENT = "ia-continu.performance.degraded"
-RETRAIN_EVENT = "ia-continu.retrain.completed"
+
+@contextmanager
+def run_engine(settings: Settings) -> Iterator[Engine]:
+    """One engine (one pool) for a flow run, closed when the run ends."""
+    engine = make_engine(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def model_resource(settings: Settings, version: str | None) -> dict[str, str]:
     """The Prefect event resource of the served model; triggers match on its id."""
     return {
-        "prefect.resource.id": f"ia-continu.model.{settings.family.value}",
+        "prefect.resource.id": MODEL_RESOURCE_ID.format(family=settings.family.value),
         "prefect.resource.name": settings.registered_model_name,
         "ia-continu.family": settings.family.value,
         "ia-continu.model_version": str(version or ""),
     }
 
 
-def settings_and_engine() -> tuple[Settings, Engine]:
-    settings = get_settings()
-    return settings, get_engine(settings.database_url)
-
-
 def alert_flow_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """``on_failure`` hook: a failed flow is a critical alert (notify never raises)."""
+    try:
+        settings: Settings | None = Settings()
+    except Exception:  # the failure may be the configuration itself: the alert is only logged
+        settings = None
     notify(
         Alert(
             f"Flow {flow.name} failed",
@@ -45,7 +61,8 @@ def alert_flow_failure(flow: Any, flow_run: Any, state: Any) -> None:
             Severity.critical,
             {"flow_run": getattr(flow_run, "name", "?"), "state": getattr(state, "name", "?")},
             key=f"flow-failed-{flow.name}",
-        )
+        ),
+        settings,
     )
 
 
@@ -64,3 +81,11 @@ def swap_state(name: str, value: Any) -> Any:
     if previous != value:
         Variable.set(name, value, overwrite=True)
     return previous
+
+
+def plain(value: Any) -> Any:
+    """A flow's typed result as JSON-like data (what the Prefect UI shows best)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    dump = getattr(value, "model_dump", None)  # pydantic
+    return dump(mode="json") if dump is not None else value

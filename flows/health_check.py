@@ -7,13 +7,37 @@ recovery alert. "degraded" (serving the fallback) counts as up: the API answers.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import httpx
 from prefect import flow, get_run_logger, task
 
-from flows.common import alert_flow_failure, settings_and_engine, state_key, swap_state
+from flows.common import alert_flow_failure, state_key, swap_state
+from ia_continu.config import Settings
 from notifications import Alert, Severity, notify
+
+State = Literal["up", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    up: bool
+    detail: str  # the API's reason or status, or the connection error
+    status_code: int | None = None  # None when nothing answered
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    previous: State | None  # None the first time this URL is watched
+    current: State
+
+    @property
+    def news(self) -> bool:
+        """A change worth an alert. First sight of an up API is not news; of a down one is."""
+        return self.previous != self.current and not (
+            self.previous is None and self.current == "up"
+        )
 
 
 def state_variable(url: str) -> str:
@@ -21,55 +45,63 @@ def state_variable(url: str) -> str:
 
 
 @task(retries=2, retry_delay_seconds=2)
-def probe(url: str, timeout: float) -> dict[str, Any]:
+def probe(url: str, timeout: float) -> Probe:
     """One GET; a refused connection or a 5xx is "down" (not an exception: it is the answer)."""
     try:
         r = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as exc:
-        return {"up": False, "detail": f"{type(exc).__name__}: {exc}"}
+        return Probe(up=False, detail=f"{type(exc).__name__}: {exc}")
     detail = r.text[:300]
     try:
         body = r.json()
-        detail = body.get("reason") or body.get("status") or detail
-    except ValueError:
+        detail = str(body.get("reason") or body.get("status") or detail)
+    except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
         pass
-    return {"up": r.status_code < 500, "status_code": r.status_code, "detail": detail}
+    return Probe(up=r.status_code < 500, detail=detail, status_code=r.status_code)
 
 
 @task
-def transition(variable: str, up: bool) -> tuple[str | None, str]:
-    current = "up" if up else "down"
-    return swap_state(variable, current), current
+def transition(variable: str, up: bool) -> Transition:
+    current: State = "up" if up else "down"
+    return Transition(previous=swap_state(variable, current), current=current)
+
+
+def incident_alert(url: str, probed: Probe, change: Transition) -> Alert:
+    if change.current == "down":
+        return Alert(
+            "API down",
+            f"{url} is not answering: {probed.detail}",
+            Severity.critical,
+            {"url": url},
+            key=f"health-down-{url}",
+        )
+    return Alert(
+        "API back up",
+        f"{url} answers again",
+        Severity.info,
+        {"url": url, "status": probed.status_code},
+        key=f"health-up-{url}",
+    )
 
 
 @flow(name="health_check", on_failure=[alert_flow_failure], log_prints=True)
 def health_check(url: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
-    settings, _ = settings_and_engine()
+    settings = Settings()
     url = url or settings.api_url.rstrip("/") + "/health"
-    result = probe(url, timeout)
-    previous, current = transition(state_variable(url), result["up"])
+    probed = probe(url, timeout)
+    change = transition(state_variable(url), probed.up)
     alerted = False
-    # First sight of an up API is not news; first sight of a down one is.
-    if previous != current and not (previous is None and current == "up"):
-        if current == "down":
-            alert = Alert(
-                "API down",
-                f"{url} is not answering: {result['detail']}",
-                Severity.critical,
-                {"url": url},
-                key=f"health-down-{url}",
-            )
-        else:
-            alert = Alert(
-                "API back up",
-                f"{url} answers again",
-                Severity.info,
-                {"url": url, "status": result.get("status_code")},
-                key=f"health-up-{url}",
-            )
-        alerted = notify(alert, cooldown=0)  # the state machine already makes one per incident
-    get_run_logger().info("health %s -> %s (%s)", previous, current, result["detail"])
-    return {"url": url, "previous": previous, "state": current, "alerted": alerted, **result}
+    if change.news:
+        # cooldown=0: the state machine already makes one alert per incident.
+        alerted = notify(incident_alert(url, probed, change), settings, cooldown=0)
+    get_run_logger().info("health %s -> %s (%s)", change.previous, change.current, probed.detail)
+    return {
+        "url": url,
+        "previous": change.previous,
+        "state": change.current,
+        "alerted": alerted,
+        **asdict(probed),
+    }
 
 
 if __name__ == "__main__":

@@ -1,80 +1,119 @@
-"""monitor_performance: metrics over 24 h and 7 d against seed 001's thresholds; a table
-artifact every run; an alert and an event when the recent window crosses a threshold."""
+"""monitor_performance: metrics over 24 h and 7 d against the performance thresholds of the
+settings (accuracy, latency, and for regression MAE, R², RMSE); a table artifact every run;
+an alert and an event when the recent window crosses a threshold."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from sqlalchemy import Engine
 
 from flows.common import (
-    PERFORMANCE_EVENT,
     alert_flow_failure,
     model_resource,
-    settings_and_engine,
+    plain,
+    run_engine,
     state_key,
     swap_state,
 )
 from ia_continu import decide
+from ia_continu.config import Settings
 from ia_continu.families import get_family
 from ia_continu.learn import registry
 from ia_continu.store.engine import session_scope
+from ia_continu.vocab import LoopEvent
 from notifications import Alert, Severity, notify
+
+if TYPE_CHECKING:
+    from ia_continu.watch.quality import WindowMetrics
 
 WINDOWS = {"24h": 24, "7d": 24 * 7}
 
 
-@task(retries=2, retry_delay_seconds=5)
-def window(hours: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class WindowReport:
+    """One window's figures and each threshold's verdict on them."""
+
+    name: str
+    metrics: WindowMetrics
+    checks: list[decide.ThresholdCheck]
+
+    @property
+    def crossed(self) -> list[decide.ThresholdCheck]:
+        return decide.crossed(self.checks)
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def window(settings: Settings, engine: Engine, name: str, hours: int) -> WindowReport:
     from ia_continu.watch.quality import window_metrics
 
-    settings, engine = settings_and_engine()
     with session_scope(engine) as session:
-        return window_metrics(session, settings.family.value, hours)
+        metrics = window_metrics(session, settings.family.value, hours)
+    rules = get_family(settings.family, settings).rules
+    return WindowReport(name, metrics, decide.performance_checks(metrics, settings, rules=rules))
+
+
+def table_rows(reports: list[WindowReport]) -> list[dict[str, Any]]:
+    return [
+        {
+            "window": report.name,
+            "metric": check.metric,
+            "value": None if check.value is None else round(check.value, 4),
+            "limit": f"{check.direction} {check.limit:g}",
+            "status": "CROSSED" if check.crossed else ("no data" if check.value is None else "ok"),
+            "predictions": report.metrics.count,
+        }
+        for report in reports
+        for check in report.checks
+    ]
 
 
 @task
-def publish_table(
-    results: dict[str, dict[str, Any]], checks: dict[str, list[decide.ThresholdCheck]]
-) -> None:
-    rows = []
-    for name, metrics in results.items():
-        for check in checks[name]:
-            rows.append(
-                {
-                    "window": name,
-                    "metric": check.metric,
-                    "value": None if check.value is None else round(check.value, 4),
-                    "limit": f"{check.direction} {check.limit:g}",
-                    "status": "CROSSED"
-                    if check.crossed
-                    else ("no data" if check.value is None else "ok"),
-                    "predictions": metrics.get("count"),
-                }
-            )
+def publish_table(reports: list[WindowReport]) -> None:
     create_table_artifact(
         key="ia-continu-performance",
-        table=rows,
-        description="Performance over 24 h and 7 d vs seed 001's thresholds",
+        table=table_rows(reports),
+        description="Performance over 24 h and 7 d vs the alert thresholds",
+    )
+
+
+def degraded_alert(settings: Settings, report: WindowReport, version: str | None) -> Alert:
+    return Alert(
+        "Model performance below thresholds",
+        f"{report.name}: " + "; ".join(c.describe() for c in report.crossed),
+        Severity.warning,
+        {"model_version": version, "predictions": report.metrics.count},
+        key=f"performance-{settings.family.value}",
+    )
+
+
+def recovered_alert(settings: Settings, report: WindowReport, previous: list[str]) -> Alert:
+    return Alert(
+        "Model performance back within thresholds",
+        f"{report.name}: no threshold crossed (was: {', '.join(previous)})",
+        Severity.info,
+        key=f"performance-ok-{settings.family.value}",
     )
 
 
 @flow(name="monitor_performance", on_failure=[alert_flow_failure])
 def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
-    settings, engine = settings_and_engine()
-    task_kind = get_family(settings.family).task
-    results = {name: window(hours) for name, hours in WINDOWS.items()}
-    checks = {
-        name: decide.performance_checks(m, settings, task=task_kind) for name, m in results.items()
-    }
-    publish_table(results, checks)
+    settings = Settings()
+    with run_engine(settings) as engine:
+        reports = [window(settings, engine, name, hours) for name, hours in WINDOWS.items()]
+        with session_scope(engine) as session:
+            version = registry.champion_version(session, settings.family.value)
+    publish_table(reports)
 
     # Only the recent window alerts: the 7-day one is context, and would keep alerting for
     # a week after a problem is fixed.
-    bad = decide.crossed(checks[alert_window])
-    crossed_now = sorted(c.metric for c in bad)
+    (recent,) = [r for r in reports if r.name == alert_window]
+    crossed_now = sorted(c.metric for c in recent.crossed)
     # One incident, one alert: alert when the set of crossed thresholds changes (and once on
     # recovery), not every hour while it stays the same. The set is kept between runs.
     previous = swap_state(
@@ -82,45 +121,25 @@ def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
         crossed_now,
     )
     event_id, alerted = None, False
-    if bad:
-        with session_scope(engine) as session:
-            version = registry.champion_version(session, settings.family.value)
+    if crossed_now:
         if crossed_now != (previous or []):
-            text = "; ".join(c.describe() for c in bad)
-            alerted = notify(
-                Alert(
-                    "Model performance below thresholds",
-                    f"{alert_window}: {text}",
-                    Severity.warning,
-                    {"model_version": version, "predictions": results[alert_window].get("count")},
-                    key=f"performance-{settings.family.value}",
-                ),
-                cooldown=0,
-            )
+            alerted = notify(degraded_alert(settings, recent, version), settings, cooldown=0)
         # The event goes out on every crossing run: automations may count or debounce them.
         event = emit_event(
-            event=PERFORMANCE_EVENT,
+            event=LoopEvent.performance_degraded,
             resource=model_resource(settings, version),
             payload={
-                "window": alert_window,
+                "window": recent.name,
                 "crossed": crossed_now,
-                "metrics": {c.metric: c.value for c in bad},
+                "metrics": {c.metric: c.value for c in recent.crossed},
             },
         )
         event_id = str(event.id) if event else None
     elif previous:
-        alerted = notify(
-            Alert(
-                "Model performance back within thresholds",
-                f"{alert_window}: no threshold crossed (was: {', '.join(previous)})",
-                Severity.info,
-                key=f"performance-ok-{settings.family.value}",
-            ),
-            cooldown=0,
-        )
-    get_run_logger().info("performance: %d threshold(s) crossed", len(bad))
+        alerted = notify(recovered_alert(settings, recent, previous), settings, cooldown=0)
+    get_run_logger().info("performance: %d threshold(s) crossed", len(crossed_now))
     return {
-        "metrics": results,
+        "metrics": {r.name: plain(r.metrics) for r in reports},
         "crossed": crossed_now,
         "event_id": event_id,
         "alerted": alerted,

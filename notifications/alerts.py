@@ -7,7 +7,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ia_continu.config import Settings
 
 log = logging.getLogger("ia_continu.alerts")
 
@@ -47,43 +50,42 @@ def _cooled_down(key: str, cooldown: float) -> bool:
         return True
 
 
-def notify(alert: Alert, *, webhook_url: str | None = None, cooldown: float | None = None) -> bool:
+def notify(
+    alert: Alert,
+    settings: Settings | None = None,
+    *,
+    webhook_url: str | None = None,
+    cooldown: float | None = None,
+) -> bool:
     """Send ``alert``; True if it went out (or was logged), False if suppressed or failed.
+
+    The Discord webhook and the cooldown come from ``settings`` (the caller's, built once per
+    process or flow run); ``webhook_url`` and ``cooldown`` override them. Without a webhook
+    the alert is logged. Without settings nor ``cooldown`` there is no cooldown.
 
     Never raises: an alert must not fail the flow or the request that raised it.
     """
     try:
-        from ia_continu.config import get_settings
-        from ia_continu.redact import protect, register, url_secrets
+        from ia_continu.redact import install_logging, protect, register, url_secrets
 
-        settings = get_settings()
         # Flows and the CLI send alerts without starting the API: the redaction of log lines
         # is installed here too, and the URL given by the caller is a secret as well.
-        protect(settings)
-        if webhook_url is None and settings.discord_webhook_url is not None:
-            webhook_url = settings.discord_webhook_url.get_secret_value() or None
+        if settings is not None:
+            protect(settings)
+            if webhook_url is None and settings.discord_webhook_url is not None:
+                webhook_url = settings.discord_webhook_url.get_secret_value() or None
+            if cooldown is None:
+                cooldown = settings.alert_cooldown_seconds
+        else:
+            install_logging()
         if webhook_url:
             register(*url_secrets(webhook_url))
-        if cooldown is None:
-            cooldown = settings.alert_cooldown_seconds
         key = alert.key or alert.title
-        if cooldown > 0 and not _cooled_down(key, cooldown):
+        if cooldown and cooldown > 0 and not _cooled_down(key, cooldown):
             log.info("alert suppressed by cooldown: %s", alert.title)
             return False
         if not webhook_url:
-            level = {
-                Severity.info: logging.INFO,
-                Severity.warning: logging.WARNING,
-                Severity.critical: logging.ERROR,
-            }[alert.severity]
-            log.log(
-                level,
-                "ALERT [%s] %s: %s %s",
-                alert.severity,
-                alert.title,
-                alert.message,
-                alert.fields or "",
-            )
+            _log_alert(alert)
             return True
         from notifications.discord import send_discord
 
@@ -91,3 +93,21 @@ def notify(alert: Alert, *, webhook_url: str | None = None, cooldown: float | No
     except Exception:  # the last line of defence: nothing escapes notify()
         log.exception("alert could not be delivered: %s", alert.title)
         return False
+
+
+_LEVELS = {
+    Severity.info: logging.INFO,
+    Severity.warning: logging.WARNING,
+    Severity.critical: logging.ERROR,
+}
+
+
+def _log_alert(alert: Alert) -> None:
+    log.log(
+        _LEVELS[alert.severity],
+        "ALERT [%s] %s: %s %s",
+        alert.severity,
+        alert.title,
+        alert.message,
+        alert.fields or "",
+    )

@@ -1,54 +1,42 @@
-"""A tiny local webhook receiver: stands in for Discord in the tests and the demo.
+"""A local webhook receiver standing in for Discord: ``ia-continu run`` prints what it gets.
 
-It records every JSON POST and answers like Discord (204), or with whatever status, headers
-and body the test asks for, to reproduce Discord's failure modes for real over HTTP.
-``GET /alerts`` lists what was received, so another process (the demo) can read it.
+It records every JSON POST and answers as Discord does (204). ``GET`` (any path) lists what
+was received, so another process (``ia-continu demo``) can read the alerts. A development tool,
+not a test double: the tests reproduce Discord's answers with pytest-httpserver instead.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-@dataclass
-class Reply:
-    # Discord answers 200 with the message as JSON when asked to wait (discord-webhook does).
-    status: int = 200
-    body: bytes = b'{"id": "1", "type": 0}'
-    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
-
-
 class WebhookReceiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.reply = Reply()
-        # Answers to use first, one per request, before falling back to ``reply``.
-        self.queue: list[Reply] = []
+        self.received: list[Any] = []
         self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="webhook-receiver"
+        )
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     payload = json.loads(raw or b"null")
                 except ValueError:
                     payload = {"raw": raw.decode(errors="replace")}
                 with receiver._lock:
                     receiver.received.append(payload)
-                    reply = receiver.queue.pop(0) if receiver.queue else receiver.reply
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
+                self.send_response(204)
                 self.end_headers()
-                if reply.body:
-                    self.wfile.write(reply.body)
 
             def do_GET(self) -> None:
                 with receiver._lock:
@@ -59,19 +47,15 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args: Any) -> None:  # keep test and demo output clean
+            def log_message(self, format: str, *_: Any) -> None:  # keep the output clean
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="webhook-receiver"
-        )
+        return Handler
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/webhook"
+        return f"http://{host!s}:{port}/webhook"
 
     def start(self) -> WebhookReceiver:
         self._thread.start()
@@ -85,10 +69,6 @@ class WebhookReceiver:
         """Every embed received, flattened (Discord payloads carry a list of embeds)."""
         with self._lock:
             return [e for p in self.received if isinstance(p, dict) for e in p.get("embeds", [])]
-
-    def clear(self) -> None:
-        with self._lock:
-            self.received.clear()
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()

@@ -122,8 +122,8 @@ def test_healthchecks_and_dependency_conditions(services):
                 "service_healthy" if _has_healthcheck(services[dependency]) else "service_started"
             )
             assert spec.get("condition") == expected, (name, dependency, spec)
-    # The chain seed 004 describes: the DB before everything that stores, the API before its
-    # scrapers, the Prefect server before its worker.
+    # Start order: the DB before everything that stores (they would crash-loop on a refused
+    # connection), the API before its scrapers, the Prefect server before its worker.
     assert "postgres" in services["api"]["depends_on"]
     assert "postgres" in services["mlflow"]["depends_on"]
     assert "postgres" in services["prefect-server"]["depends_on"]

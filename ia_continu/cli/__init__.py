@@ -40,6 +40,8 @@ def _register_subcommands() -> None:
     import ia_continu.cli as package
 
     for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("_"):  # __main__ runs the app when imported
+            continue
         mod = importlib.import_module(f"ia_continu.cli.{module.name}")
         register = getattr(mod, "register", None)
         if register is not None:

@@ -16,6 +16,15 @@ from typing import Annotated, Any
 import typer
 
 from ia_continu.cli.run import ALERTS_PORT, wait_deployments
+from ia_continu.vocab import ModelEventKind
+
+# What the retrain flow records when it has decided, whichever way.
+DECISIONS = (
+    ModelEventKind.promote,
+    ModelEventKind.reject,
+    ModelEventKind.retrain_skipped,
+    ModelEventKind.failed,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +45,17 @@ def _alerts(url: str) -> list[dict[str, Any]] | None:
     return [e for p in payloads if isinstance(p, dict) for e in p.get("embeds", [])]
 
 
+def _run_deployment(name: str, timeout: float) -> tuple[str, str]:
+    """Run a deployment (``flow/deployment``) and wait for it: its run's name and final state."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(name, timeout=timeout)
+    if not isinstance(run, FlowRun):  # an awaitable, from an event loop
+        raise TypeError("run the demo outside of an event loop")
+    return run.name, (run.state.name if run.state else None) or "unknown"
+
+
 def demo(
     prefect_api_url: Annotated[str, typer.Option(help="the Prefect server's API")] = (
         "http://127.0.0.1:4200/api"
@@ -54,16 +74,15 @@ def demo(
     """One full cycle of the loop against the running system (about 2 minutes)."""
     os.environ.setdefault("PREFECT_API_URL", prefect_api_url)
     import httpx
-    from prefect.deployments import run_deployment
     from sqlalchemy import func, select
 
-    from ia_continu.config import get_settings
+    from ia_continu.config import Settings
+    from ia_continu.sim import simulate_traffic
     from ia_continu.store.engine import make_engine, session_scope
     from ia_continu.store.tables import DriftReport, ModelEvent, PredictionLog
-    from ia_continu.truth.sources import simulate_traffic
 
     started = time.monotonic()
-    settings = get_settings()
+    settings = Settings()
     engine = make_engine(settings.database_url)
     admin = {"X-API-Key": settings.effective_api_key}
     http = httpx.Client(base_url=settings.api_url, timeout=60)
@@ -107,27 +126,27 @@ def demo(
 
     _step(f"Wait {outcome_delay:.0f} s for the outcomes, then run backfill_actuals")
     time.sleep(outcome_delay + 2)
-    run = run_deployment("backfill_actuals/backfill-actuals", timeout=120)
+    run, state = _run_deployment("backfill_actuals/backfill-actuals", timeout=120)
     with session_scope(engine) as session:
         labelled = session.scalar(
             select(func.count()).select_from(PredictionLog).where(PredictionLog.actual.is_not(None))
         )
-    typer.echo(f"backfill run {run.name}: {run.state.name}; {labelled} predictions have actuals")
+    typer.echo(f"backfill run {run}: {state}; {labelled} predictions have actuals")
 
-    run = run_deployment("monitor_performance/monitor-performance", timeout=120)
-    typer.echo(f"monitor_performance run {run.name}: {run.state.name}")
+    run, state = _run_deployment("monitor_performance/monitor-performance", timeout=120)
+    typer.echo(f"monitor_performance run {run}: {state}")
 
     with session_scope(engine) as session:
         last_event = session.scalar(select(func.max(ModelEvent.id))) or 0
     _step("Run detect_drift (Evidently) through its deployment")
-    run = run_deployment("detect_drift/detect-drift", timeout=180)
+    run, state = _run_deployment("detect_drift/detect-drift", timeout=180)
     with session_scope(engine) as session:
         report = session.scalars(select(DriftReport).order_by(DriftReport.id.desc())).first()
     if report is None:
-        typer.secho(f"detect_drift ({run.state.name}) wrote no report", fg=typer.colors.RED)
+        typer.secho(f"detect_drift ({state}) wrote no report", fg=typer.colors.RED)
         raise typer.Exit(1)
     typer.echo(
-        f"run {run.name}: {run.state.name}; dataset drift {report.dataset_drift}, "
+        f"run {run}: {state}; dataset drift {report.dataset_drift}, "
         f"drifted {report.drifted_features} (share {report.drift_share:.2f}); "
         f"report {report.report_path}"
     )
@@ -145,7 +164,7 @@ def demo(
                 select(ModelEvent)
                 .where(
                     ModelEvent.id > last_event,
-                    ModelEvent.event.in_(("promote", "reject", "retrain_skipped", "failed")),
+                    ModelEvent.event.in_(DECISIONS),
                 )
                 .order_by(ModelEvent.id)
             ).first()

@@ -1,4 +1,4 @@
-"""``ia-continu rollout``: seed 000's activate_ml, talking to the API instead of the process.
+"""``ia-continu rollout``: turn ML on or off and set its share of traffic, through the API.
 
 The flag lives in the database behind the API, so the command goes through the API (with
 the admin key) like any operator would: the same validation, audit and cache invalidation.
@@ -93,7 +93,7 @@ def _yes(value: bool) -> str:
 
 
 def render_status(status: dict[str, Any]) -> str:
-    """The readable block seed 000's script prints (without the emoji)."""
+    """The status as a readable block: configuration, counters since the last reset, health."""
     config, stats, health = status["config"], status["stats"], status["health"]
     line = "=" * 60
     return "\n".join(

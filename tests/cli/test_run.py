@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ia_continu.vocab import LoopEvent
 from tests.flows.conftest import free_port
 
 ROOT = Path(__file__).parents[2]
@@ -77,7 +78,7 @@ def test_run_and_demo_then_sigterm_stops_everything(tmp_path):
         assert all(not d["paused"] for d in deployments)
         automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
         (trigger,) = [a["trigger"] for a in automations if a["name"] == "retrain-on-drift"]
-        assert trigger["expect"] == ["ia-continu.drift.detected"]
+        assert trigger["expect"] == [LoopEvent.drift_detected]
         health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=10)
         assert health.status_code == 200 and health.json()["status"] == "degraded"  # no model
 

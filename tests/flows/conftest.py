@@ -1,24 +1,27 @@
 """Flow tests: the flows run for real under one Prefect test server per session, against
-the real app, a real SQLite database, a real MLflow store and a real webhook receiver.
+the real app, a real SQLite database, a real MLflow store and a real HTTP server standing in
+for Discord (pytest-httpserver).
 
-Flows read their settings from the environment (``get_settings()``), as they do when a
-Prefect worker runs them, so ``flow_settings`` exports the test's settings as IA_CONTINU_*
-variables and clears the cached settings object.
+Each flow run builds its settings from the environment (``Settings()``), as it does when a
+Prefect worker runs it, so ``flow_settings`` exports the test's settings as IA_CONTINU_*
+variables.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from notifications import reset_cooldowns
-from notifications.receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +41,35 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ia_continu.db'}"
 
 
+class FakeDiscord:
+    """Discord's webhook endpoint on a local HTTP server: 204 to every POST unless told."""
+
+    PATH = "/api/webhooks/1/flow-tests-token"
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.answer(204)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for(self.PATH)
+
+    def answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        """Answer every later POST with this (Discord's failure modes, for real over HTTP)."""
+        self.server.clear_all_handlers()
+        self.server.expect_request(self.PATH, method="POST").respond_with_data(
+            body, status=status, headers=headers or {}
+        )
+
+    def embeds(self) -> list[dict[str, Any]]:
+        """Every embed received, in order (a Discord payload carries a list of embeds)."""
+        bodies = [json.loads(request.get_data()) for request, _ in self.server.log]
+        return [e for body in bodies for e in body.get("embeds", [])]
+
+
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as r:
-        yield r
+def receiver(httpserver: HTTPServer) -> FakeDiscord:
+    return FakeDiscord(httpserver)
 
 
 @pytest.fixture
@@ -148,4 +176,4 @@ def stored_event(api_url: str, name: str, event_id: str, timeout: float = 30.0) 
         time.sleep(0.5)
 
 
-__all__ = ["LiveServer", "flush", "free_port", "os", "stored_event"]
+__all__ = ["FakeDiscord", "LiveServer", "flush", "free_port", "os", "stored_event"]

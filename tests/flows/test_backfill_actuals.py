@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from flows.backfill_actuals import backfill_actuals
+from ia_continu.sim import simulate_traffic
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import PredictionLog
-from ia_continu.truth.sources import simulate_traffic
 from tests.conftest import train
 from tests.flows.conftest import flush
 

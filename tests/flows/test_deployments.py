@@ -1,53 +1,125 @@
-"""deployments/serve.py and prefect.yaml: same deployments, same schedules, same trigger; and
-the live path: a drift event starts the served retrain deployment."""
+"""prefect.yaml is the declaration; deployments/serve.py serves exactly what it declares (names,
+entrypoints, tags, schedules, triggers, parameters), checked against what `prefect deploy`
+itself would make of the yaml; and the live path: a drift event starts the served retrain."""
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy import select
 
-from deployments.serve import RETRAIN_TRIGGER_PARAMETERS, build_deployments
-from flows.common import DRIFT_EVENT
+from deployments.serve import build_deployments
+from deployments.spec import declared_deployments
+from flows.common import model_resource
 from flows.detect_drift import detect_drift
+from ia_continu.config import Settings
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import ModelEvent
+from ia_continu.vocab import LoopEvent, ModelEventKind
 from tests.flows.test_loop import world
 
 ROOT = Path(__file__).parents[2]
 
 
-def test_prefect_yaml_matches_served_deployments():
+def _yaml_deployments() -> dict[str, dict[str, Any]]:
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    declared = {d["name"]: d for d in spec["deployments"]}
-    served = {d.name: d for d in build_deployments()}
+    return {d["name"]: d for d in spec["deployments"]}
+
+
+def _as_prefect_deploy_would(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The schedule `prefect deploy` makes of a yaml entry, without its moving anchor date."""
+    from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
+
+    made = _schedule_config_to_deployment_schedule(schedule)["schedule"]
+    return made.model_dump(exclude={"anchor_date"})
+
+
+def _trigger(raw: dict[str, Any]) -> dict[str, Any]:
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(DeploymentTriggerTypes).validate_python(raw).model_dump()
+
+
+def test_served_deployments_are_exactly_prefect_yaml_s():
+    declared = _yaml_deployments()
+    served = {d.name: d for d in build_deployments(Settings(environment="test"))}
     assert (
-        set(declared)
-        == set(served)
-        == {"health-check", "backfill-actuals", "monitor-performance", "detect-drift", "retrain"}
+        list(served)
+        == list(declared)
+        == ["health-check", "backfill-actuals", "monitor-performance", "detect-drift", "retrain"]
     )
     for name, d in declared.items():
-        module, func = d["entrypoint"].split(":")
+        s = served[name]
+        assert s.entrypoint == d["entrypoint"], name
+        module = d["entrypoint"].split(":")[0]
         assert (ROOT / module).is_file()
-        assert served[name].flow_name in (func, func.removesuffix("_flow"))
-        cron = d["schedules"][0].get("cron")
-        served_schedule = served[name].schedules[0].schedule
-        if cron:
-            assert served_schedule.cron == cron
-    (trigger,) = declared["retrain"]["triggers"]
-    assert trigger["expect"] == [DRIFT_EVENT]
-    assert trigger["parameters"] == RETRAIN_TRIGGER_PARAMETERS
-    (served_trigger,) = served["retrain"].triggers
-    assert served_trigger.expect == {DRIFT_EVENT}
-    assert served_trigger.parameters == RETRAIN_TRIGGER_PARAMETERS
-    assert trigger["match"] == {"prefect.resource.id": "ia-continu.model.*"}
+        assert s.tags == d["tags"], name
+        assert s.parameters == d.get("parameters", {}), name
+        assert [x.schedule.model_dump(exclude={"anchor_date"}) for x in s.schedules] == [
+            _as_prefect_deploy_would(x) for x in d["schedules"]
+        ], name
+        assert [t.model_dump() for t in s.triggers] == [
+            _trigger(t) for t in d.get("triggers", [])
+        ], name
+
+
+def test_the_retrain_trigger_listens_to_the_drift_event_flows_emit():
+    (trigger,) = _yaml_deployments()["retrain"]["triggers"]
+    assert trigger["expect"] == [LoopEvent.drift_detected]
+    # The resource detect_drift's event is about is one the trigger matches.
+    resource = model_resource(Settings(environment="test"), "1")
+    ((label, pattern),) = trigger["match"].items()
+    assert fnmatch.fnmatchcase(resource[label], pattern)
+    params = trigger["parameters"]["reason"]
+    for key in ("features", "share", "model_version"):
+        assert f"event.payload.{key}" in params  # detect_drift's payload has them
+
+
+def test_the_health_check_interval_setting_overrides_the_yaml_when_served():
+    declared = _yaml_deployments()["health-check"]["schedules"]
+    assert declared == [{"interval": Settings(environment="test").health_check_interval_seconds}]
+    served = {
+        d.name: d
+        for d in build_deployments(Settings(environment="test", health_check_interval_seconds=15))
+    }
+    (schedule,) = served["health-check"].schedules
+    assert schedule.schedule.interval == timedelta(seconds=15)
+    # Only that one: the others keep prefect.yaml's.
+    assert served["retrain"].schedules[0].schedule.cron == "0 3 * * 1"
+
+
+def test_a_yaml_key_serve_does_not_handle_is_refused(tmp_path):
+    path = tmp_path / "prefect.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "deployments": [
+                    {"name": "x", "entrypoint": "flows/retrain.py:retrain_flow", "version": "2"}
+                ]
+            }
+        )
+    )
+    with pytest.raises(ValueError, match="version"):
+        declared_deployments(path)
+
+
+def test_the_cli_waits_for_the_names_prefect_yaml_declares():
+    from ia_continu.cli.run import expected_deployments
+
+    names, triggers = expected_deployments()
+    assert names == list(_yaml_deployments())
+    assert triggers == ["retrain-on-drift"]
 
 
 def test_prefect_yaml_trigger_is_a_valid_prefect_trigger():
@@ -58,7 +130,7 @@ def test_prefect_yaml_trigger_is_a_valid_prefect_trigger():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     (raw,) = next(d for d in spec["deployments"] if d["name"] == "retrain")["triggers"]
     trigger = TypeAdapter(DeploymentTriggerTypes).validate_python(raw)
-    assert trigger.expect == {DRIFT_EVENT} and trigger.enabled
+    assert trigger.expect == {LoopEvent.drift_detected} and trigger.enabled
     pools = {d["work_pool"]["name"] for d in spec["deployments"]}
     assert pools == {"ia-continu"}  # docker/worker-entrypoint.sh creates and serves it
 
@@ -110,7 +182,7 @@ def test_drift_event_triggers_the_served_retrain(
         assert run.parameters["reason"].startswith("drift event: features ['feature1']")
         with session_scope(engine) as session:
             kinds = [e.event for e in session.scalars(select(ModelEvent).order_by(ModelEvent.id))]
-        assert kinds[-2:] == ["retrain", "promote"]
+        assert kinds[-2:] == [ModelEventKind.retrain, ModelEventKind.promote]
         assert "Retrain: version 2 promoted" in [e["title"] for e in receiver.embeds()]
     finally:
         server.terminate()
@@ -118,6 +190,9 @@ def test_drift_event_triggers_the_served_retrain(
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def _trigger_exists(api_url: str) -> bool:

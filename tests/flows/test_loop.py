@@ -15,13 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from flows.backfill_actuals import backfill_actuals
-from flows.common import DRIFT_EVENT, PERFORMANCE_EVENT
+from flows.common import MODEL_RESOURCE_ID
 from flows.detect_drift import detect_drift
 from flows.monitor_performance import monitor_performance
 from flows.retrain import retrain_flow
+from ia_continu.sim import simulate_traffic
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import DriftReport, ModelEvent
-from ia_continu.truth.sources import simulate_traffic
+from ia_continu.vocab import LoopEvent, ModelEventKind
 from tests.conftest import train
 from tests.flows.conftest import flush, stored_event
 
@@ -88,7 +89,7 @@ def test_clean_traffic_no_drift_no_alert(flow_settings, client, engine, receiver
     # The weekly run without drift decides not to retrain, and says so in the audit.
     out = retrain_flow(reason="weekly schedule")
     assert out["decision"]["retrain"] is False and out["result"] is None
-    assert events(engine)[-1] == ("retrain_skipped", None)
+    assert events(engine)[-1] == (ModelEventKind.retrain_skipped, None)
 
 
 @pytest.mark.slow
@@ -113,10 +114,11 @@ def test_drift_detected_event_then_retrain_promotes(
         assert row.dataset_drift and row.model_version == result["model_version"] == "1"
 
     # The event reached the Prefect server, with what the trigger and the retrain need.
-    event = stored_event(prefect_server, DRIFT_EVENT, result["event_id"])
+    event = stored_event(prefect_server, LoopEvent.drift_detected, result["event_id"])
     assert event["payload"]["features"] == ["feature1"] and event["payload"]["share"] >= 0.5
-    assert event["resource"]["prefect.resource.id"] == "ia-continu.model.classification"
-    assert stored_event(prefect_server, PERFORMANCE_EVENT, perf["event_id"])
+    resource_id = MODEL_RESOURCE_ID.format(family="classification")
+    assert event["resource"]["prefect.resource.id"] == resource_id
+    assert stored_event(prefect_server, LoopEvent.performance_degraded, perf["event_id"])
 
     # What the trigger would start: the retrain flow with the event's reason.
     out = retrain_flow(reason=f"drift event: features {event['payload']['features']}")
@@ -124,7 +126,7 @@ def test_drift_detected_event_then_retrain_promotes(
     res = out["result"]
     assert res["status"] == "promoted" and res["champion_version"] == "2"
     assert res["training_samples"] > 1000  # trained on the labelled production traffic
-    assert events(engine)[-2:] == [("retrain", "2"), ("promote", "2")]
+    assert events(engine)[-2:] == [(ModelEventKind.retrain, "2"), (ModelEventKind.promote, "2")]
 
     titles = [e["title"] for e in receiver.embeds()]
     assert titles == [
@@ -150,5 +152,5 @@ def test_retrain_gate_rejects_a_worse_challenger(flow_settings, client, engine, 
     assert out["decision"]["forced"] is True
     res = out["result"]
     assert res["status"] == "rejected" and res["champion_version"] == "1"
-    assert events(engine)[-2:] == [("retrain", "2"), ("reject", "2")]
+    assert events(engine)[-2:] == [(ModelEventKind.retrain, "2"), (ModelEventKind.reject, "2")]
     assert receiver.embeds()[-1]["title"] == "Retrain: version 2 rejected"
