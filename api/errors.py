@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.utils import is_body_allowed_for_status_code
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ia_continu.errors import IaContinuError
@@ -178,6 +179,26 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
     # (ia_continu/errors.py draws the hierarchy), and its message is written for the client.
     status = exc.status_code if isinstance(exc, IaContinuError) else 500
     return FiniteJSONResponse({"detail": _clip(str(exc), MESSAGE_CHARS)}, status_code=status)
+
+
+class ErrorPublic(BaseModel):
+    """An error answer: one sentence written for its reader, or, when FastAPI refuses a
+    malformed request (422), the list of field errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def error_responses(*errors: type[IaContinuError]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route that may raise these domain errors: the status each maps to
+    (its ``status_code``, as ``domain_error`` answers it), described by the classes' docs."""
+    described: dict[int, list[str]] = {}
+    for error in errors:
+        doc = (error.__doc__ or "").strip().splitlines() or [error.__name__]
+        described.setdefault(error.status_code, []).append(f"{error.__name__}: {doc[0]}")
+    return {
+        status: {"model": ErrorPublic, "description": " / ".join(lines)}
+        for status, lines in described.items()
+    }
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,7 +6,8 @@ resolves any dependency), so a 50 MB upload costs neither 50 MB of memory nor th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
 from fastapi.dependencies.models import Dependant
@@ -136,7 +137,7 @@ class KeyFirstRoute(APIRoute):
     the OpenAPI schema; this only makes the same check happen first.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if not requires_api_key(self.dependant):
             return handler

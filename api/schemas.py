@@ -7,7 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
 
-from ia_continu.vocab import Decision, ServedBy
+from ia_continu.learn.registry import (
+    Champion,
+    ChampionChange,
+    ChampionHistoryEntry,
+    ModelVersionInfo,
+)
 
 # A feature: finite, and bounded so that no int is too large for a float and no product in
 # a model overflows. Each family's validate() applies its own, tighter, domain bounds.
@@ -170,8 +175,8 @@ class PredictionPublic(BaseModel):
     confidence: float
     timestamp: str
     request_id: str
-    served_by: ServedBy
-    decision: Decision
+    served_by: Literal["ml", "fallback"]
+    decision: str
     latency_ms: float
     probability: float | None = None
     risk_level: str | None = None
@@ -194,8 +199,8 @@ class PredictBatchPublic(BaseModel):
     request_ids: list[str]
     predictions: list[float | int]
     confidence: list[float]
-    served_by: list[ServedBy]
-    decision: list[Decision]
+    served_by: list[str]
+    decision: list[str]
     risk_level: list[str | None] | None = None
 
 
@@ -208,25 +213,6 @@ class RetrainRequest(BaseModel):
     reason: Text = Field("manual", max_length=500)
 
 
-class RetrainPublic(BaseModel):
-    status: Literal["promoted", "rejected"]
-    promoted: bool
-    reason: str
-    model_version: str
-    champion_version: str | None
-    previous_champion: str | None
-    training_samples: int
-    holdout_samples: int
-    generation_id: int
-    accuracy: float
-    metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
-    run_id: str
-    run_name: str
-    duration_s: float
-    timestamp: str
-
-
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Text = Field("manual promotion", max_length=500)
@@ -237,17 +223,17 @@ class RollbackRequest(BaseModel):
     reason: Text = Field("manual rollback", max_length=500)
 
 
-class ChampionPublic(BaseModel):
-    family: str
-    registered_model: str
-    champion_version: str | None
-    previous_version: str | None
-    served_version: str | None
+class ChampionPublic(Champion):
+    served_version: str | None = Field(description="the version this API process serves now")
+
+
+class ChampionChangePublic(ChampionPublic, ChampionChange):
+    """The answer of a promote or a rollback."""
 
 
 class ModelsPublic(ChampionPublic):
-    versions: list[dict[str, Any]]
-    history: list[dict[str, Any]]
+    versions: list[ModelVersionInfo] = Field(description="newest first")
+    history: list[ChampionHistoryEntry] = Field(description="changes of champion, newest first")
 
 
 # --- the ML rollout flag (/api/feature-flags) ---------------------------------------------

@@ -104,9 +104,6 @@ class BenchEnv:
         if self._cleaned:
             return
         self._cleaned = True
-        from ia_continu.store.engine import dispose_engines
-
-        dispose_engines()
         if self.pg_database is not None:
             try:
                 admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

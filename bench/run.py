@@ -96,7 +96,7 @@ def machine() -> dict[str, Any]:
 
 # --- 1, 2, 5: serving ---------------------------------------------------------------------
 def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Namespace) -> None:
-    from ia_continu.serve import flag
+    from ia_continu.serve import rollout
     from ia_continu.store.engine import session_scope
 
     g = f"serve/{family}"
@@ -133,7 +133,7 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
 
     def set_percentage(pct: float) -> None:
         with session_scope(engine) as session:
-            flag.update_state(session, settings, percentage=pct)
+            rollout.update_state(session, settings, percentage=pct)
         time.sleep(settings.rollout_cache_seconds + 1.0)  # every replica's cache refreshed
 
     predict_body = {"features": row}

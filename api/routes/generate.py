@@ -1,4 +1,4 @@
-"""``POST /generate``: synthetic labelled data into the DB (seed 004)."""
+"""``POST /generate``: synthetic labelled data into the DB, to train on and to drift."""
 
 from __future__ import annotations
 

@@ -6,8 +6,11 @@ from fastapi import APIRouter
 
 from api import metrics
 from api.deps import Admin, RetrainLimit, RuntimeDep
+from api.errors import error_responses
 from api.guards import KeyFirstRoute
-from api.schemas import RetrainPublic, RetrainRequest
+from api.schemas import RetrainRequest
+from ia_continu.errors import NoDatasetYet, UnknownDataset, UntrainableDataset
+from ia_continu.learn.training import RetrainResult
 from ia_continu.learn.training import retrain as run_retrain
 
 router = APIRouter(tags=["models"], route_class=KeyFirstRoute)
@@ -15,15 +18,11 @@ router = APIRouter(tags=["models"], route_class=KeyFirstRoute)
 
 @router.post(
     "/retrain",
-    response_model=RetrainPublic,
+    response_model=RetrainResult,
     dependencies=[Admin, RetrainLimit],
-    responses={
-        404: {"description": "no such dataset"},
-        409: {"description": "no dataset yet"},
-        422: {"description": "dataset cannot train this family"},
-    },
+    responses=error_responses(UnknownDataset, NoDatasetYet, UntrainableDataset),
 )
-def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainPublic:
+def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainResult:
     body = body or RetrainRequest()
     family = runtime.settings.family.value
     try:
@@ -40,4 +39,4 @@ def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainP
     metrics.training_total.labels(family, result.status).inc()
     if result.promoted:
         runtime.holder.refresh()  # this replica serves it now; the others within a poll
-    return RetrainPublic(accuracy=result.metrics.get("accuracy", 0.0), **result.as_dict())
+    return result

@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ia_continu.errors import InvalidFeatures
-from ia_continu.vocab import Task
 
 
 @dataclass(slots=True)
@@ -84,6 +83,9 @@ class ModelFamily(ABC):
     @abstractmethod
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]: ...
 
+    def after_fit(self, pipeline: Any, y_hold: np.ndarray, pred_hold: np.ndarray) -> None:
+        """Keep on the fitted ``pipeline`` what serving needs from the holdout (default: none)."""
+
     def is_better(
         self, challenger: dict[str, float], champion: dict[str, float], margin: float
     ) -> bool:
@@ -99,17 +101,6 @@ class ModelFamily(ABC):
     @abstractmethod
     def fallback(self, X: np.ndarray) -> Scores:
         """The heuristic that answers when ML is off, outside the share, or fails."""
-
-    def label(self, value: float) -> float | int:
-        """One prediction as the API answers it (``/predict``): a class as an int, a number
-        rounded to 4 decimals."""
-        return int(value) if self.task == Task.classification else round(value, 4)
-
-    def labels(self, values: np.ndarray) -> list[float] | list[int]:
-        """``label`` for a column of predictions, in numpy (``/predict/batch``)."""
-        if self.task == Task.classification:
-            return values.astype(int).tolist()
-        return values.round(4).tolist()
 
     @abstractmethod
     def accurate(self, prediction: np.ndarray, actual: np.ndarray, tolerance: float) -> np.ndarray:

@@ -133,6 +133,10 @@ class DelayFamily(ModelFamily):
             "accuracy": float(np.mean(err < tolerance)),
         }
 
+    def after_fit(self, pipeline: Any, y_hold: np.ndarray, pred_hold: np.ndarray) -> None:
+        # The spread of the holdout's residuals: compile_scorer turns it into the confidence.
+        pipeline.residual_std_ = float(np.std(y_hold - pred_hold))
+
     def compile_scorer(self, pipeline, *, explain=True):
         model = pipeline.steps[-1][1]
         residual_std = float(getattr(pipeline, "residual_std_", 2.0))

@@ -1,4 +1,4 @@
-"""Synthetic datasets (seed 004's /generate): draw, store, and load them back for training."""
+"""Synthetic datasets (``POST /generate``): draw, store, and load them back for training."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from ia_continu.errors import NoDatasetYet, UnknownDataset
 from ia_continu.families import ModelFamily
 from ia_continu.store.tables import Dataset, DatasetSample, utcnow
 
-# Seed 004: the world drifts by 0.5 on odd hours unless the caller says otherwise.
-SEED_DRIFT = 0.5
+# Without an explicit choice the synthetic world drifts on odd hours, by this much: data that
+# changes on its own clock, for the drift check and the retrain rule to find.
+CLOCK_DRIFT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +26,11 @@ class LoadedDataset:
 
 
 def drift_for(hour: int, drift: bool | float | None) -> float:
-    """None follows seed 004's clock (odd hours drift); True/False force it; a float sets it."""
+    """None follows the clock (odd hours drift); True/False force it; a float sets it."""
     if drift is None:
-        return SEED_DRIFT if hour % 2 == 1 else 0.0
+        return CLOCK_DRIFT if hour % 2 == 1 else 0.0
     if isinstance(drift, bool):
-        return SEED_DRIFT if drift else 0.0
+        return CLOCK_DRIFT if drift else 0.0
     return float(drift)
 
 

@@ -7,21 +7,21 @@ MLflow aliases only know the present, so the champion's history (for rollback) l
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
 from ia_continu.errors import NothingToRollBack, UnknownVersion
+from ia_continu.learn.tracking import load_sklearn_model, mlflow_client
 from ia_continu.store.locks import exclusive, try_exclusive
 from ia_continu.store.tables import ChampionHistory, ModelEvent
+from ia_continu.vocab import ChampionAction, ModelEventKind
 
 log = logging.getLogger(__name__)
 
@@ -29,69 +29,80 @@ CHAMPION_ALIAS = "champion"
 _LOCKED = "ia_continu.registry_lock"  # session.info keys
 _ALIAS_MOVED = "ia_continu.alias_moved"
 
-# MLflow otherwise tries DNS look-ups for telemetry while logging.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+# --- what the registry answers ---------------------------------------------------------------
+
+# A naive UTC timestamp (as stored), sent as ISO 8601 without an offset, as it always was: not
+# an RFC 3339 "date-time", which requires one, so the schema does not claim that format.
+UtcTimestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "description": "ISO 8601, UTC, without an offset"}),
+]
 
 
-@dataclass(frozen=True, slots=True)
-class ChampionState:
-    version: str | None
-    previous: str | None  # what a rollback would restore
-    stack: tuple[str, ...]
+class Champion(BaseModel):
+    """Who is champion of a registered model, and what a rollback would restore."""
+
+    model_config = ConfigDict(frozen=True)
+
+    family: str
+    registered_model: str
+    champion_version: str | None
+    previous_version: str | None = Field(description="the champion a rollback would restore")
 
 
-@dataclass(frozen=True, slots=True)
-class ChampionChange:
-    before: ChampionState
-    after: ChampionState
+class ChampionChange(Champion):
+    """The champion after a promote or a rollback."""
 
-    @property
-    def changed(self) -> bool:
-        return self.after != self.before
-
-
-def mlflow_client(settings: Settings):
-    """A client on our store; also points MLflow's fluent API (log_model) at it."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    return MlflowClient(
-        tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+    changed: bool = Field(
+        description="false when nothing changed (promoting the version that is already champion)"
     )
 
 
-def ensure_experiment(settings: Settings) -> str:
-    """The experiment's id, created the first time. On a tracking server (``http(s)://``) the
-    server's default artifact root applies (with ``--serve-artifacts``, ``mlflow-artifacts:/``:
-    artifacts go through the server over HTTP, no disk shared with it); on the embedded store,
-    the local folder ``mlflow_artifacts_dir``."""
-    import mlflow
+class ModelVersionInfo(BaseModel):
+    """One registered version, with its training run's metrics and params."""
 
-    client = mlflow_client(settings)
-    exp = client.get_experiment_by_name(settings.mlflow_experiment)
-    if exp is not None:
-        return exp.experiment_id
-    artifact_root = None
-    if not settings.mlflow_tracking_uri.lower().startswith(("http://", "https://")):
-        Path(settings.mlflow_artifacts_dir).mkdir(parents=True, exist_ok=True)
-        artifact_root = Path(settings.mlflow_artifacts_dir).resolve().as_uri()
-    try:
-        return client.create_experiment(settings.mlflow_experiment, artifact_location=artifact_root)
-    except mlflow.exceptions.MlflowException:  # created by a concurrent process meanwhile
-        return client.get_experiment_by_name(settings.mlflow_experiment).experiment_id
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    run_name: str | None
+    created_at: UtcTimestamp = Field(description="when the version was registered")
+    metrics: dict[str, float]
+    params: dict[str, str]
+
+
+class ChampionHistoryEntry(BaseModel):
+    """One change of champion."""
+
+    action: ChampionAction
+    version: str
+    previous_version: str | None
+    reason: str
+    at: UtcTimestamp
+
+
+class ModelEventRecord(BaseModel):
+    """One row of the audit log of the model lifecycle."""
+
+    id: int
+    event: ModelEventKind
+    version: str | None
+    previous_version: str | None
+    reason: str
+    metrics: dict[str, Any] | None
+    at: UtcTimestamp
+
+
+# --- versions (MLflow) -----------------------------------------------------------------------
 
 
 def load_pipeline(settings: Settings, version: str) -> Any:
     """Load one registered version's scikit-learn pipeline (raises UnknownVersion)."""
-    import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
-    mlflow_client(settings)
     try:
-        return mlflow.sklearn.load_model(f"models:/{settings.registered_model_name}/{version}")
+        return load_sklearn_model(settings, settings.registered_model_name, version)
     except MlflowException as exc:
         raise UnknownVersion(f"model version {version} cannot be loaded: {exc.message}") from exc
 
@@ -106,7 +117,7 @@ def version_exists(settings: Settings, version: str) -> bool:
         return False
 
 
-def list_versions(settings: Settings) -> list[dict[str, Any]]:
+def list_versions(settings: Settings) -> list[ModelVersionInfo]:
     """Every registered version with its run's metrics and its aliases, newest first."""
     from mlflow.exceptions import MlflowException
 
@@ -123,15 +134,18 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
         run = client.get_run(mv.run_id) if mv.run_id else None
         out.append(
-            {
-                "version": str(mv.version),
-                "aliases": sorted(aliases.get(str(mv.version), [])),
-                "run_id": mv.run_id,
-                "run_name": run.info.run_name if run else None,
-                "created_at": datetime.fromtimestamp(mv.creation_timestamp / 1000).isoformat(),
-                "metrics": dict(run.data.metrics) if run else {},
-                "params": dict(run.data.params) if run else {},
-            }
+            ModelVersionInfo(
+                version=str(mv.version),
+                aliases=sorted(aliases.get(str(mv.version), [])),
+                run_id=mv.run_id,
+                run_name=run.info.run_name if run else None,
+                # Naive UTC, like every other timestamp we answer with.
+                created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).replace(
+                    tzinfo=None
+                ),
+                metrics=dict(run.data.metrics) if run else {},
+                params=dict(run.data.params) if run else {},
+            )
         )
     return out
 
@@ -139,7 +153,7 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
 # --- champion (DB) -------------------------------------------------------------------------
 
 
-def champion_state(session: Session, family: str) -> ChampionState:
+def _champion_stack(session: Session, family: str) -> list[str]:
     """Replay the history as a stack: promote pushes, rollback pops."""
     stack: list[str] = []
     rows = session.execute(
@@ -148,20 +162,27 @@ def champion_state(session: Session, family: str) -> ChampionState:
         .order_by(ChampionHistory.id)
     ).all()
     for action, version in rows:
-        if action == "rollback":
+        if action == ChampionAction.rollback:
             if stack:
                 stack.pop()
         elif not stack or stack[-1] != version:
             stack.append(version)
-    return ChampionState(
-        version=stack[-1] if stack else None,
-        previous=stack[-2] if len(stack) > 1 else None,
-        stack=tuple(stack),
-    )
+    return stack
 
 
 def champion_version(session: Session, family: str) -> str | None:
-    return champion_state(session, family).version
+    stack = _champion_stack(session, family)
+    return stack[-1] if stack else None
+
+
+def champion(session: Session, settings: Settings) -> Champion:
+    stack = _champion_stack(session, settings.family.value)
+    return Champion(
+        family=settings.family.value,
+        registered_model=settings.registered_model_name,
+        champion_version=stack[-1] if stack else None,
+        previous_version=stack[-2] if len(stack) > 1 else None,
+    )
 
 
 def champion_marker(session: Session, family: str) -> int:
@@ -177,7 +198,7 @@ def champion_marker(session: Session, family: str) -> int:
     )
 
 
-def champion_history(session: Session, family: str, limit: int = 50) -> list[dict[str, Any]]:
+def champion_history(session: Session, family: str, limit: int = 50) -> list[ChampionHistoryEntry]:
     rows = session.scalars(
         select(ChampionHistory)
         .where(ChampionHistory.family == family)
@@ -185,13 +206,35 @@ def champion_history(session: Session, family: str, limit: int = 50) -> list[dic
         .limit(limit)
     ).all()
     return [
-        {
-            "action": r.action,
-            "version": r.version,
-            "previous_version": r.previous_version,
-            "reason": r.reason,
-            "at": r.created_at.isoformat(),
-        }
+        ChampionHistoryEntry(
+            action=ChampionAction(r.action),
+            version=r.version,
+            previous_version=r.previous_version,
+            reason=r.reason,
+            at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def model_events(session: Session, family: str, limit: int = 50) -> list[ModelEventRecord]:
+    """The newest rows of the audit log, newest first."""
+    rows = session.scalars(
+        select(ModelEvent)
+        .where(ModelEvent.family == family)
+        .order_by(ModelEvent.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        ModelEventRecord(
+            id=r.id,
+            event=ModelEventKind(r.event),
+            version=r.version,
+            previous_version=r.previous_version,
+            reason=r.reason,
+            metrics=r.metrics,
+            at=r.created_at,
+        )
         for r in rows
     ]
 
@@ -199,7 +242,7 @@ def champion_history(session: Session, family: str, limit: int = 50) -> list[dic
 def record_event(
     session: Session,
     family: str,
-    event: str,
+    event: ModelEventKind,
     *,
     version: str | None = None,
     previous_version: str | None = None,
@@ -208,7 +251,7 @@ def record_event(
 ) -> ModelEvent:
     row = ModelEvent(
         family=family,
-        event=event,
+        event=str(event),
         version=version,
         previous_version=previous_version,
         reason=reason,
@@ -304,7 +347,7 @@ def set_champion(
     version: str,
     *,
     reason: str,
-    action: str = "promote",
+    action: ChampionAction = ChampionAction.promote,
     previous: str | None = None,
 ) -> None:
     """Write the DB history (the source of truth) and move the MLflow alias to match.
@@ -318,7 +361,7 @@ def set_champion(
     session.add(
         ChampionHistory(
             family=settings.family.value,
-            action=action,
+            action=str(action),
             version=version,
             previous_version=previous,
             reason=reason,
@@ -333,52 +376,56 @@ def set_champion(
 
 def promote(engine: Engine, settings: Settings, version: str, *, reason: str) -> ChampionChange:
     """Make ``version`` the champion (no change, and no history row, if it already is)."""
-    family = settings.family.value
     version = str(version)
+    if not version.isdigit():
+        raise UnknownVersion(f"unknown version '{version}': versions are numbers (GET /models)")
     if not version_exists(settings, version):
         raise UnknownVersion(
             f"version {version} of {settings.registered_model_name} does not exist"
         )
     with registry_session(engine, settings) as session:
-        before = champion_state(session, family)
-        if before.version == version:
-            return ChampionChange(before, before)
-        set_champion(session, settings, version, reason=reason, previous=before.version)
+        before = champion(session, settings)
+        if before.champion_version == version:
+            return ChampionChange(**before.model_dump(), changed=False)
+        set_champion(session, settings, version, reason=reason, previous=before.champion_version)
         record_event(
             session,
-            family,
-            "promote",
+            settings.family.value,
+            ModelEventKind.promote,
             version=version,
-            previous_version=before.version,
+            previous_version=before.champion_version,
             reason=reason,
         )
-        return ChampionChange(before, champion_state(session, family))
+        return ChampionChange(**champion(session, settings).model_dump(), changed=True)
 
 
 def rollback(engine: Engine, settings: Settings, *, reason: str) -> ChampionChange:
     """Restore the champion before the current one (raises NothingToRollBack)."""
-    family = settings.family.value
     with registry_session(engine, settings) as session:
-        before = champion_state(session, family)
-        if before.previous is None:
+        before = champion(session, settings)
+        if before.previous_version is None:
             raise NothingToRollBack(
                 "no earlier champion to roll back to"
-                + (f" (version {before.version} is the first)" if before.version else "")
+                + (
+                    f" (version {before.champion_version} is the first)"
+                    if before.champion_version
+                    else ""
+                )
             )
         set_champion(
             session,
             settings,
-            before.previous,
+            before.previous_version,
             reason=reason,
-            action="rollback",
-            previous=before.version,
+            action=ChampionAction.rollback,
+            previous=before.champion_version,
         )
         record_event(
             session,
-            family,
-            "rollback",
-            version=before.previous,
-            previous_version=before.version,
+            settings.family.value,
+            ModelEventKind.rollback,
+            version=before.previous_version,
+            previous_version=before.champion_version,
             reason=reason,
         )
-        return ChampionChange(before, champion_state(session, family))
+        return ChampionChange(**champion(session, settings).model_dump(), changed=True)

@@ -6,43 +6,55 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import Engine
 
 from ia_continu.config import Settings
+from ia_continu.errors import UnknownVersion
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.learn import registry
 from ia_continu.learn.datasets import load_dataset
+from ia_continu.learn.tracking import tracked_run
 from ia_continu.store.engine import session_scope
 from ia_continu.store.locks import exclusive
+from ia_continu.vocab import ModelEventKind
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class RetrainResult:
-    status: str  # promoted, rejected, registered (force=False never leaves it at that)
-    model_version: str
-    champion_version: str | None
-    previous_champion: str | None
+class RetrainResult(BaseModel):
+    """What a retrain did: the challenger it registered, the gate's decision, the champion."""
+
+    status: Literal["promoted", "rejected"]
     promoted: bool
-    reason: str
+    reason: str = Field(description="why the gate promoted or rejected the challenger")
+    model_version: str = Field(description="the challenger's registered version")
+    champion_version: str | None = Field(description="the champion after the gate")
+    previous_champion: str | None = Field(
+        description="the champion the challenger was judged against"
+    )
     training_samples: int
     holdout_samples: int
-    generation_id: int
-    metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
+    generation_id: int = Field(description="the dataset trained on")
+    metrics: dict[str, float] = Field(description="the challenger's, on the holdout")
+    champion_metrics: dict[str, float] | None = Field(
+        description="the champion's, on the same holdout (null without a loadable champion)"
+    )
     run_id: str
     run_name: str
     duration_s: float
-    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    timestamp: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def accuracy(self) -> float:
+        """``metrics["accuracy"]``, kept at the top level for clients of the first API."""
+        return self.metrics.get("accuracy", 0.0)
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +88,7 @@ def retrain(
                 registry.record_event(
                     session,
                     settings.family.value,
-                    "failed",
+                    ModelEventKind.failed,
                     reason=f"{reason}: {type(exc).__name__}: {exc}",
                 )
             raise
@@ -98,14 +110,18 @@ class _Gate:
 
 
 def _champion_metrics(
-    settings: Settings, family: ModelFamily, champion: str | None, X_hold, y_hold
+    settings: Settings,
+    family: ModelFamily,
+    champion: str | None,
+    X_hold: np.ndarray,
+    y_hold: np.ndarray,
 ) -> dict[str, float] | None:
     """The champion judged on the very same holdout rows, or the comparison means nothing."""
     if champion is None:
         return None
     try:
         champ = registry.load_pipeline(settings, champion)
-    except registry.UnknownVersion as exc:
+    except UnknownVersion as exc:
         log.warning("champion %s cannot be loaded, judging the challenger alone: %s", champion, exc)
         return None
     return family.evaluate(y_hold, family.predict_values(champ, X_hold))
@@ -120,8 +136,8 @@ def _gate(
     metrics: dict[str, float],
     champion: str | None,
     champion_metrics: dict[str, float] | None,
-    X_hold,
-    y_hold,
+    X_hold: np.ndarray,
+    y_hold: np.ndarray,
     force: bool,
     reason: str,
 ) -> _Gate:
@@ -156,7 +172,7 @@ def _gate(
         registry.record_event(
             session,
             family.name,
-            "retrain",
+            ModelEventKind.retrain,
             version=version,
             previous_version=champion,
             reason=reason,
@@ -168,7 +184,7 @@ def _gate(
             registry.record_event(
                 session,
                 family.name,
-                "promote" if promoted else "reject",
+                ModelEventKind.promote if promoted else ModelEventKind.reject,
                 version=version,
                 previous_version=champion,
                 reason=why,
@@ -181,8 +197,6 @@ def _gate(
 def _retrain_locked(
     settings: Settings, engine: Engine, generation_id: int | None, force: bool, reason: str
 ) -> RetrainResult:
-    import mlflow
-    import mlflow.sklearn
     import sklearn
 
     started = time.perf_counter()
@@ -203,36 +217,32 @@ def _retrain_locked(
     pipeline = family.build_pipeline().fit(X_train, y_train)
     pred_hold = family.predict_values(pipeline, X_hold)
     metrics = family.evaluate(y_hold, pred_hold)
-    if family.task == "regression":
-        pipeline.residual_std_ = float(np.std(y_hold - pred_hold))
+    family.after_fit(pipeline, y_hold, pred_hold)
     # Evaluated now, outside the registry lock; re-evaluated under it only if it moved.
     champion_metrics = _champion_metrics(settings, family, champion, X_hold, y_hold)
 
-    experiment_id = registry.ensure_experiment(settings)
     name = run_name()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
-        mlflow.log_params(
-            {
+    with tracked_run(settings, name) as run:
+        run.log(
+            params={
                 **family.hyperparameters(),
                 "training_samples": len(y_train),
                 "holdout_samples": len(y_hold),
                 "generation_id": data.generation_id,
                 "family": family.name,
                 "reason": reason[:250],
-            }
+            },
+            metrics=metrics,
         )
-        mlflow.log_metrics(metrics)
-        # Explicit requirements: inferring them costs 6-9 s per log.
-        info = mlflow.sklearn.log_model(
+        version = run.log_sklearn_model(
             pipeline,
-            name="model",
             registered_model_name=settings.registered_model_name,
+            # Explicit requirements: inferring them costs 6-9 s per log.
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"numpy=={np.__version__}"],
             # MLflow 3 saves with skops, which refuses functions it does not know; our
             # feature engineering is our own code, installed with the package.
             skops_trusted_types=list(family.trusted_types) or None,
         )
-        version = str(info.registered_model_version)
         gate = _gate(
             settings,
             engine,
@@ -246,20 +256,17 @@ def _retrain_locked(
             force=force,
             reason=reason,
         )
+        status: Literal["promoted", "rejected"] = "promoted" if gate.promoted else "rejected"
         try:  # annotations only: the decision is committed, a failure here must not undo it
-            if gate.champion_metrics:
-                mlflow.log_metrics({f"champion_{k}": v for k, v in gate.champion_metrics.items()})
-            mlflow.set_tags(
-                {
-                    "ia_continu.decision": "promoted" if gate.promoted else "rejected",
-                    "ia_continu.reason": gate.why,
-                }
+            run.log(
+                metrics={f"champion_{k}": v for k, v in (gate.champion_metrics or {}).items()},
+                tags={"ia_continu.decision": status, "ia_continu.reason": gate.why},
             )
         except Exception as exc:
             log.warning("run %s not annotated with the gate's decision: %s", name, exc)
 
     return RetrainResult(
-        status="promoted" if gate.promoted else "rejected",
+        status=status,
         model_version=version,
         champion_version=gate.champion_after,
         previous_champion=gate.champion,
@@ -270,7 +277,7 @@ def _retrain_locked(
         generation_id=data.generation_id,
         metrics=metrics,
         champion_metrics=gate.champion_metrics,
-        run_id=run.info.run_id,
+        run_id=run.run_id,
         run_name=name,
         duration_s=round(time.perf_counter() - started, 3),
     )

@@ -15,12 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine
 
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
-from ia_continu.families.base import Scores
 from ia_continu.learn import registry
 from ia_continu.store.engine import session_scope
 
@@ -33,7 +31,7 @@ RETRY_SECONDS = 30.0
 class ServedModel:
     version: str
     pipeline: Any
-    score: Callable[[np.ndarray], Scores]
+    score: Callable  # X -> Scores
 
 
 class ModelHolder:
@@ -77,6 +75,8 @@ class ModelHolder:
                 pipeline = registry.load_pipeline(self.settings, version)
                 scorer = self.family.compile_scorer(pipeline)
                 # Score one synthetic row now: a corrupt artifact fails here, not on traffic.
+                import numpy as np
+
                 scorer(np.zeros((1, self.family.n_features)))
             except Exception as exc:
                 self.load_error = f"champion {version} failed to load: {type(exc).__name__}: {exc}"

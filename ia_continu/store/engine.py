@@ -6,9 +6,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event, text
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session
 
 # Stable constraint names, so Alembic migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -24,7 +25,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (metrics, health) run while the prediction writer commits;
     # synchronous=NORMAL is durable across process crashes, which is what we promise.
     cursor = dbapi_connection.cursor()
@@ -63,32 +64,10 @@ def make_engine(url: str, *, connect_retries: int = 0) -> Engine:
     return engine
 
 
-_engines: dict[str, Engine] = {}
-
-
-def get_engine(url: str | None = None) -> Engine:
-    """One engine (and pool) per URL per process."""
-    if url is None:
-        from ia_continu.config import get_settings
-
-        url = get_settings().database_url
-    engine = _engines.get(url)
-    if engine is None:
-        engine = _engines[url] = make_engine(url)
-    return engine
-
-
-def dispose_engines() -> None:
-    """Close every pool: at shutdown, and between tests that switch databases."""
-    for engine in _engines.values():
-        engine.dispose()
-    _engines.clear()
-
-
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+def session_scope(engine: Engine) -> Iterator[Session]:
     """Commit on success, roll back on error, always close."""
-    session = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)()
+    session = Session(bind=engine, expire_on_commit=False)
     try:
         yield session
         session.commit()

@@ -58,7 +58,7 @@ class DatasetSample(Base):
 
 
 class PredictionLog(Base):
-    """Every answered prediction (seed 001's ml_prediction), joined later to its outcome."""
+    """Every answered prediction, joined later to its outcome."""
 
     __tablename__ = "prediction_log"
 
@@ -76,9 +76,8 @@ class PredictionLog(Base):
 
     model_version: Mapped[str] = mapped_column(String(50))
     latency_ms: Mapped[float] = mapped_column(Float)
-    # Who answered and why: ml, fallback_disabled, fallback_share, fallback_error, fallback_no_model
-    decision: Mapped[str] = mapped_column(String(32))
-    served_by: Mapped[str] = mapped_column(String(16))  # "ml" or "fallback"
+    decision: Mapped[str] = mapped_column(String(32))  # why it was answered so: vocab.Decision
+    served_by: Mapped[str] = mapped_column(String(16))  # who answered: vocab.ServedBy
     rollout_percentage: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Shadow mode: both answers kept, so the lift of ML over the heuristic can be measured.
     ml_prediction: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -104,15 +103,13 @@ class PredictionLog(Base):
 
 
 class ModelEvent(Base):
-    """Audit log of the model lifecycle (seed 002's monitoring_audit)."""
+    """Audit log of the model lifecycle; ``event`` is an ``ia_continu.vocab.ModelEventKind``."""
 
     __tablename__ = "model_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     family: Mapped[str] = mapped_column(String(32))
-    event: Mapped[str] = mapped_column(
-        String(32)
-    )  # retrain, promote, reject, rollback, failed, ...
+    event: Mapped[str] = mapped_column(String(32))
     version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     previous_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -129,7 +126,7 @@ class ChampionHistory(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     family: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(16))  # promote or rollback
+    action: Mapped[str] = mapped_column(String(16))  # vocab.ChampionAction
     version: Mapped[str] = mapped_column(String(50))
     previous_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -139,7 +136,7 @@ class ChampionHistory(Base):
 
 
 class RolloutConfig(Base):
-    """The ML rollout flag, shared by every replica (seed 000's FeatureFlags, but durable)."""
+    """The ML rollout flag, shared by every replica and kept across restarts."""
 
     __tablename__ = "rollout_config"
 

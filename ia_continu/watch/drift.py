@@ -22,6 +22,7 @@ from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.learn import registry
 from ia_continu.learn.datasets import load_dataset
+from ia_continu.learn.tracking import tracked_run
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import DriftReport, PredictionLog, utcnow
 
@@ -189,34 +190,27 @@ def _log_to_mlflow(settings: Settings, result: DriftResult, stamp: str) -> str |
     # MLflow is a record, not a dependency of the check: a failing store must not lose the
     # drift result (the DB row is what the retrain decision reads).
     try:
-        import mlflow
-
-        experiment_id = registry.ensure_experiment(settings)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"drift_check_{stamp}") as run:
-            mlflow.set_tags(
-                {
+        with tracked_run(settings, f"drift_check_{stamp}") as run:
+            run.log(
+                tags={
                     "ia_continu.kind": "drift_check",
                     "ia_continu.model_version": result.model_version or "",
-                }
-            )
-            mlflow.log_params(
-                {
+                },
+                params={
                     "family": result.family,
                     "threshold_share": result.threshold_share,
                     "reference_rows": result.reference_rows,
                     "current_rows": result.current_rows,
-                }
-            )
-            mlflow.log_metrics(
-                {
+                },
+                metrics={
                     "drift_share": result.drift_share,
                     "dataset_drift": float(result.dataset_drift),
                     **{f"drift_score_{k}": v for k, v in result.feature_scores.items()},
-                }
+                },
             )
             if result.report_path:
-                mlflow.log_artifact(result.report_path, artifact_path="drift")
-            return run.info.run_id
+                run.log_artifact(result.report_path, artifact_path="drift")
+            return run.run_id
     except Exception:
         log.exception("drift check not logged to MLflow")
         return None

@@ -29,9 +29,8 @@ from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
 from ia_continu.families import get_family
-from ia_continu.serve import flag
+from ia_continu.serve import rollout
 from ia_continu.store.tables import PredictionLog, utcnow
-from ia_continu.watch import rollout_health
 
 P = PredictionLog
 log = logging.getLogger(__name__)
@@ -368,8 +367,8 @@ def summary(session: Session, settings: Settings) -> dict[str, Any]:
     family = settings.family.value
     now = utcnow()
     task = _task(family)
-    state = flag.read_state(session, settings)
-    flag_stats = rollout_health.rollout_stats(session, family, state.stats_since)
+    state = rollout.read_state(session, settings)
+    flag_stats = rollout.stats(session, family, state.stats_since)
     since_24h, since_7d = now - timedelta(hours=24), now - timedelta(hours=168)
     threshold = settings.anomaly_threshold
 
@@ -399,9 +398,9 @@ def summary(session: Session, settings: Settings) -> dict[str, Any]:
             "ml_traffic_percentage": state.percentage,
             "fallback_on_error": state.fallback_on_error,
             "shadow_rate": state.shadow_rate,
-            "ml_requests": flag_stats.ml_requests,
-            "ml_success_rate": flag_stats.ml_success_rate,
-            "health": rollout_health.verdict(flag_stats, state, settings).status,
+            "ml_requests": flag_stats["ml_requests"],
+            "ml_success_rate": flag_stats["ml_success_rate"],
+            "health": rollout.health(flag_stats, state, settings)["status"],
         },
         "anomaly_threshold": threshold,
         "anomalies_count": int(last_24h.anomalies or 0),

@@ -55,6 +55,45 @@ def test_promote_unknown_version_is_404(client):
     for version in ("42", "abc"):
         r = client.post(f"/models/{version}/promote", headers=ADMIN)
         assert r.status_code == 404 and version in r.json()["detail"]
+    assert "versions are numbers" in r.json()["detail"]
+
+
+def test_events_are_typed_rows_newest_first(client):
+    train(client)
+    events = client.get("/models/events", params={"limit": 1}).json()
+    assert len(events) == 1
+    assert set(events[0]) == {
+        "id",
+        "event",
+        "version",
+        "previous_version",
+        "reason",
+        "metrics",
+        "at",
+    }
+    assert events[0]["event"] == "promote" and events[0]["version"] == "1"
+    assert client.get("/models/events", params={"limit": 0}).status_code == 422
+
+
+def test_domain_errors_are_documented_with_their_status():
+    from api.main import create_app
+
+    paths = create_app().openapi()["paths"]
+    documented = {
+        ("/models/{version}/promote", "404"),
+        ("/models/rollback", "409"),
+        ("/retrain", "404"),
+        ("/retrain", "409"),
+        ("/retrain", "422"),
+    }
+    for path, status in documented:
+        response = paths[path]["post"]["responses"][status]
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorPublic"}, (path, status)
+    assert "UntrainableDataset" in paths["/retrain"]["post"]["responses"]["422"]["description"]
+    assert paths["/models/events"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]["items"] == {"$ref": "#/components/schemas/ModelEventRecord"}
 
 
 def test_registry_actions_need_the_key(client):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 from sqlalchemy import select
@@ -27,7 +26,7 @@ def test_first_retrain_registers_logs_and_promotes(client):
     mc = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     run = mc.get_run(body["run_id"])
     assert run.info.run_name == body["run_name"]
-    assert mlflow.get_experiment(run.info.experiment_id).name == "ia_continu_solution"
+    assert mc.get_experiment(run.info.experiment_id).name == "ia_continu_solution"
     assert run.data.params["C"] == "1.0" and run.data.params["training_samples"] == "800"
     assert run.data.metrics["accuracy"] == pytest.approx(body["accuracy"])
     mv = mc.get_model_version_by_alias(settings.registered_model_name, "champion")
@@ -100,6 +99,7 @@ def test_single_class_dataset_is_422_and_keeps_the_champion(client):
         ):
             row.target = 1.0
     r = client.post("/retrain", headers=ADMIN)
+    # UntrainableDataset, an InvalidInput: 422 with the family's reason.
     assert r.status_code == 422 and "single class" in r.json()["detail"]
     assert client.get("/health").json()["champion_version"] == "1"
     assert _events(client)[-1] == ("failed", None)
