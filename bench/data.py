@@ -103,7 +103,7 @@ def insert_predictions(
             else:
                 stamps = created.tolist()
             err = np.abs(pred - actual)
-            acc = pred == actual if family.task == "classification" else err < 3.0
+            acc = family.accurate(pred, actual)
             ids = [f"b{run}-{k}" for k in range(start, start + m)]
             unlabeled.extend(np.asarray(ids)[~labeled].tolist())
             feats = [f"[{a}, {b}]" for a, b in X[:, :2].round(4).tolist()]

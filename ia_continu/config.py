@@ -27,6 +27,8 @@ MIN_KEY_LENGTH = 16
 MIN_KEY_DISTINCT = 6
 MIN_KEY_BITS = 32.0
 PLACEHOLDER_KEYS = frozenset({DEV_API_KEY, "changeme", "change-me", "change_me", "secret"})
+# The delay family's default: a prediction within 3 minutes of the real delay is accurate.
+DELAY_TOLERANCE_MINUTES = 3.0
 
 
 def key_entropy_bits(key: str) -> float:
@@ -53,6 +55,8 @@ def api_key_problem(key: str) -> str | None:
 
 
 class Family(StrEnum):
+    """The model families a deployment can serve (ia_continu.families)."""
+
     classification = "classification"
     delay = "delay"
 
@@ -164,7 +168,9 @@ class Settings(BaseSettings):
         2.0, gt=0, description="how fast every API process picks up a new champion"
     )
     delay_tolerance_minutes: float = Field(
-        3.0, gt=0, description="delay family: a prediction is accurate when |error| < this"
+        DELAY_TOLERANCE_MINUTES,
+        gt=0,
+        description="delay family: a prediction is accurate when |error| < this",
     )
 
     # --- rollout (initial values; afterwards the DB row is the truth) ---------------------
@@ -188,14 +194,28 @@ class Settings(BaseSettings):
         100, ge=1, description="ML requests needed before the error rate is judged"
     )
 
-    # --- monitoring thresholds (seed 001 / seed 002) -------------------------------------
-    mae_threshold: float = Field(3.0, description="delay: MAE above this is a crossed threshold")
-    rmse_threshold: float = Field(4.0, description="delay: RMSE above this is poor (retrain rule)")
-    r2_threshold: float = Field(0.65, description="delay: R² below this is poor (retrain rule)")
-    accuracy_threshold: float = Field(
-        0.80, description="accuracy rate below this is poor (classification's retrain rule)"
+    # --- monitoring thresholds (the performance alert and the retrain rule) -------------
+    mae_threshold: float = Field(
+        3.0, description="regression (delay): an MAE at or above this alerts"
     )
-    latency_threshold_ms: float = Field(150.0, description="average prediction time alert (ms)")
+    rmse_threshold: float = Field(
+        4.0,
+        description="regression (delay): an RMSE at or above this alerts; above it, with drift, "
+        "retrains",
+    )
+    r2_threshold: float = Field(
+        0.65,
+        description="regression (delay): an R² at or below this alerts; below it, with drift, "
+        "retrains",
+    )
+    accuracy_threshold: float = Field(
+        0.80,
+        description="an accuracy rate (and a classifier's F1) at or below this alerts; a "
+        "classifier's accuracy below it, with drift, retrains",
+    )
+    latency_threshold_ms: float = Field(
+        150.0, description="an average prediction time (ms) at or above this alerts"
+    )
     anomaly_threshold: float = Field(5.0, description="an error above this is an anomaly")
     drift_share: float = Field(
         0.5, gt=0, le=1, description="share of drifted features that makes the dataset drifted"

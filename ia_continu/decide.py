@@ -1,21 +1,24 @@
-"""Pure decisions of the loop: seed 002's "retrain?" and seed 001's performance thresholds.
+"""Pure decisions of the loop: "retrain?" and "is the model within its thresholds?".
 
-No I/O here, so every branch is a plain unit test (tests/flows/test_decision.py).
+No I/O here, so every branch is a plain unit test (tests/test_decide.py).
 
-Seed 002 retrains when the inputs drifted AND the model got worse: ``drift and (r2 < 0.65 or
-rmse > RMSE_THRESHOLD)``. Drift alone is not enough (a shift the model extrapolates well costs
-a retrain for nothing) and bad metrics alone are not enough (noise in a small window). For the
-classification family there is no R² or RMSE: accuracy below ``accuracy_threshold`` plays
-their part.
+The retrain rule: retrain when the inputs drifted AND the model got worse (for a regression,
+``r2 < r2_threshold or rmse > rmse_threshold``; for a classifier, accuracy below
+``accuracy_threshold``). Drift alone is not enough (a shift the model extrapolates well costs
+a retrain for nothing) and bad figures alone are not enough (noise in a small window). Which
+figures judge the model, against which setting, is the task's (``ModelFamily.rules``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ia_continu.config import Settings
+from ia_continu.families.tasks import COMMON_LIMITS, Limit, TaskRules
+
+if TYPE_CHECKING:
+    from ia_continu.watch.quality import Figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +36,12 @@ class RetrainDecision:
 
 @dataclass(frozen=True, slots=True)
 class ThresholdCheck:
-    """A metric compared with its limit; ``crossed`` when the model is out of bounds."""
+    """A figure compared with its limit; ``crossed`` when the model is out of bounds."""
 
     metric: str
     value: float | None
     limit: float
-    direction: str  # "<" means value must stay below limit, ">" above
+    direction: Literal["<", ">"]  # "<" means value must stay below limit, ">" above
     crossed: bool
 
     def describe(self) -> str:
@@ -49,46 +52,34 @@ class ThresholdCheck:
         return f"{self.metric} {self.value:.4g} {bad if self.crossed else ok} {self.limit:g}"
 
 
-def _check(metric: str, value: float | None, limit: float, direction: str) -> ThresholdCheck:
-    # A missing metric (no actuals yet) is "unknown", never a crossing: alerting on absent data
+def _check(limit: Limit, metrics: Figures, settings: Settings) -> ThresholdCheck:
+    value = getattr(metrics, limit.figure)
+    bound = float(getattr(settings, limit.setting))
+    # A missing figure (no actuals yet) is "unknown", never a crossing: alerting on absent data
     # would page someone every hour until the first outcomes arrive.
     if value is None:
         crossed = False
-    elif direction == "<":
-        crossed = not value < limit
+    elif limit.direction == "<":
+        crossed = not value < bound
     else:
-        crossed = not value > limit
+        crossed = not value > bound
     return ThresholdCheck(
-        metric, None if value is None else float(value), limit, direction, crossed
+        limit.figure, None if value is None else float(value), bound, limit.direction, crossed
     )
 
 
 def performance_checks(
-    metrics: Mapping[str, Any], settings: Settings, *, task: str
+    metrics: Figures, settings: Settings, *, rules: TaskRules
 ) -> list[ThresholdCheck]:
-    """Seed 001: MAE < 3, R² > 0.65, accuracy > 80 %, prediction time < 150 ms.
-
-    Classification has no MAE/R²: its equivalents are accuracy and (when known) F1, both
-    against ``accuracy_threshold``.
-    """
-    checks = [
-        _check("accuracy_rate", metrics.get("accuracy_rate"), settings.accuracy_threshold, ">"),
-        _check(
-            "avg_prediction_time_ms",
-            metrics.get("avg_prediction_time_ms"),
-            settings.latency_threshold_ms,
-            "<",
-        ),
+    """Every task: accuracy rate above ``accuracy_threshold``, average prediction time below
+    ``latency_threshold_ms``; then the task's own (a regression: MAE below ``mae_threshold``,
+    R² above ``r2_threshold``, RMSE below ``rmse_threshold``; a classifier: F1, when known,
+    above ``accuracy_threshold``). A limit itself counts as crossed."""
+    return [
+        _check(limit, metrics, settings)
+        for limit in (*COMMON_LIMITS, *rules.performance_limits)
+        if not (limit.only_when_known and getattr(metrics, limit.figure) is None)
     ]
-    if task == "regression":
-        checks += [
-            _check("mae", metrics.get("mae"), settings.mae_threshold, "<"),
-            _check("r2", metrics.get("r2"), settings.r2_threshold, ">"),
-            _check("rmse", metrics.get("rmse"), settings.rmse_threshold, "<"),
-        ]
-    elif metrics.get("f1") is not None:
-        checks.append(_check("f1", metrics.get("f1"), settings.accuracy_threshold, ">"))
-    return checks
 
 
 def crossed(checks: list[ThresholdCheck]) -> list[ThresholdCheck]:
@@ -98,36 +89,27 @@ def crossed(checks: list[ThresholdCheck]) -> list[ThresholdCheck]:
 def decide_retrain(
     *,
     drift: bool,
-    metrics: Mapping[str, Any],
+    metrics: Figures,
     settings: Settings,
-    task: str,
+    rules: TaskRules,
     force: bool = False,
 ) -> RetrainDecision:
-    """Seed 002 section 3.5: retrain iff drift AND (R² < r2_threshold OR RMSE > rmse_threshold).
+    """Retrain iff drift AND one of the task's retrain limits is crossed (strictly: a figure
+    equal to its limit is not worse than it).
 
-    ``metrics`` are the recent window's (monitoring.window_metrics keys). Without actuals the
+    ``metrics`` are the recent window's (``quality.window_metrics``). Without actuals the
     model cannot be judged degraded, so drift alone does not retrain: ``force`` exists for the
     operator who knows better.
     """
-    if task == "regression":
-        r2, rmse = metrics.get("r2"), metrics.get("rmse")
-        checks = {
-            "r2": r2,
-            "r2_threshold": settings.r2_threshold,
-            "rmse": rmse,
-            "rmse_threshold": settings.rmse_threshold,
-        }
-        reasons = []
-        if r2 is not None and r2 < settings.r2_threshold:
-            reasons.append(f"R² {r2:.3f} < {settings.r2_threshold}")
-        if rmse is not None and rmse > settings.rmse_threshold:
-            reasons.append(f"RMSE {rmse:.3f} > {settings.rmse_threshold}")
-    else:
-        acc = metrics.get("accuracy_rate")
-        checks = {"accuracy_rate": acc, "accuracy_threshold": settings.accuracy_threshold}
-        reasons = []
-        if acc is not None and acc < settings.accuracy_threshold:
-            reasons.append(f"accuracy {acc:.3f} < {settings.accuracy_threshold}")
+    checks: dict[str, Any] = {}
+    reasons = []
+    for limit in rules.retrain_limits:
+        value = getattr(metrics, limit.figure)
+        bound = getattr(settings, limit.setting)
+        checks[limit.figure], checks[limit.setting] = value, bound
+        worse = "<" if limit.direction == ">" else ">"
+        if value is not None and (value < bound if worse == "<" else value > bound):
+            reasons.append(f"{limit.name} {value:.3f} {worse} {bound}")
     degraded = bool(reasons)
     checks["drift"] = drift
 
@@ -138,7 +120,8 @@ def decide_retrain(
             True, "drift and " + " and ".join(reasons), drift, degraded, checks=checks
         )
     if drift:
-        why = "no actuals to judge it" if not _has_quality(metrics, task) else "model still good"
+        known = any(getattr(metrics, limit.figure) is not None for limit in rules.retrain_limits)
+        why = "model still good" if known else "no actuals to judge it"
         return RetrainDecision(False, f"drift but {why}", drift, degraded, checks=checks)
     if degraded:
         return RetrainDecision(
@@ -149,8 +132,3 @@ def decide_retrain(
             checks=checks,
         )
     return RetrainDecision(False, "no drift and model good", drift, degraded, checks=checks)
-
-
-def _has_quality(metrics: Mapping[str, Any], task: str) -> bool:
-    keys = ("r2", "rmse") if task == "regression" else ("accuracy_rate",)
-    return any(metrics.get(k) is not None for k in keys)

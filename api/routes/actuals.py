@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Admin, RuntimeDep, SessionDep
+from api.errors import ErrorPublic, error_responses
 from api.guards import KeyFirstRoute
 from api.schemas import Identifier
-from ia_continu.truth.actuals import InvalidActual, record_actuals
+from ia_continu.errors import InvalidActual
+from ia_continu.truth.actuals import RecordedActuals, record_actuals
 
 router = APIRouter(prefix="/api", tags=["monitoring"], route_class=KeyFirstRoute)
 
@@ -33,20 +35,17 @@ class ActualsRequest(BaseModel):
     actuals: list[ActualItem] = Field(min_length=1)
 
 
-class ActualsPublic(BaseModel):
-    received: int
-    updated: int
-    unknown_request_ids: list[str]
-    unknown_booking_ids: list[str]
-
-
 @router.post(
     "/actuals",
-    response_model=ActualsPublic,
     dependencies=[Admin],
-    responses={413: {"description": "too many items in one call"}},
+    responses={
+        **error_responses(InvalidActual),
+        413: {"model": ErrorPublic, "description": "too many items in one call"},
+    },
 )
-def post_actuals(body: ActualsRequest, runtime: RuntimeDep, session: SessionDep) -> Any:
+def post_actuals(body: ActualsRequest, runtime: RuntimeDep, session: SessionDep) -> RecordedActuals:
+    """Record outcomes; an outcome the served model's task cannot have is refused (422)
+    before anything is written."""
     limit = runtime.settings.max_actuals_per_call
     if len(body.actuals) > limit:
         raise HTTPException(
@@ -56,9 +55,6 @@ def post_actuals(body: ActualsRequest, runtime: RuntimeDep, session: SessionDep)
     # A prediction answered a moment ago may still be queued: write it first, or its
     # outcome would be reported as unknown.
     runtime.writer.flush(timeout=5.0)
-    try:
-        return record_actuals(
-            session, runtime.settings, [item.model_dump(exclude_none=True) for item in body.actuals]
-        )
-    except InvalidActual as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return record_actuals(
+        session, runtime.settings, [item.model_dump(exclude_none=True) for item in body.actuals]
+    )

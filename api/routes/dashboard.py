@@ -1,4 +1,4 @@
-"""``GET /dashboard``: seed 001's monitoring page, plain HTML + JS served from ``api/static``.
+"""``GET /dashboard``: the monitoring page, plain HTML + JS served from ``api/static``.
 
 No build step: the page is static and reads the JSON endpoints (``/api/ml-monitoring/*``,
 ``/api/feature-flags/status``, ``/models``, ``/api/drift/latest``) from the browser.
@@ -7,10 +7,12 @@ No build step: the page is static and reads the JSON endpoints (``/api/ml-monito
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -44,7 +46,7 @@ def dashboard_slash() -> RedirectResponse:
 
 
 class _StaticFiles(StaticFiles):
-    def file_response(self, *args, **kwargs):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         # A script or style is used only when served with its real type, never sniffed.
         response.headers["X-Content-Type-Options"] = "nosniff"

@@ -1,21 +1,22 @@
-"""``/health`` (Uptime Kuma pings it) and seed 003's JSON ``/status``."""
+"""``/health`` (Uptime Kuma pings it) and ``/status``, the model, uptime and prediction count
+as JSON for a monitoring page."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from pydantic import BaseModel
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, SessionDep
 from api.schemas import HealthPublic
 from ia_continu import __version__
 from ia_continu.redact import redact, redact_tree
-from ia_continu.store.engine import session_scope
-from ia_continu.store.tables import PredictionLog
+from ia_continu.watch.quality import prediction_count
 
 router = APIRouter(tags=["health"])
 
@@ -27,7 +28,7 @@ router = APIRouter(tags=["health"])
     response_model=HealthPublic,
     responses={503: {"model": HealthPublic, "description": "cannot serve"}},
 )
-async def health(runtime: RuntimeDep):
+async def health(runtime: RuntimeDep) -> JSONResponse:
     db_ok, db_error = await run_in_threadpool(runtime.check_database)
     holder, writer = runtime.holder, runtime.writer
     # Read from the dead-letter folder (a directory listing; a file is re-counted only when it
@@ -83,34 +84,55 @@ async def health(runtime: RuntimeDep):
     return JSONResponse(redact_tree(body.model_dump()), status_code=code)
 
 
+class StatusModel(BaseModel):
+    name: str  # the registered model name
+    family: str
+    version: str | None  # the served champion's, None before the first one
+    exists: bool
+    type: str | None  # the estimator's class
+    load_error: str | None
+
+
+class StatusApi(BaseModel):
+    uptime_seconds: float
+    total_predictions: int
+    start_time: str
+    version: str
+
+
+class StatusMonitoring(BaseModel):
+    status: Literal["operational", "fallback"]  # fallback: no model loaded
+    metrics: str  # where the figures are
+
+
+class StatusPublic(BaseModel):
+    model: StatusModel
+    api: StatusApi
+    monitoring: StatusMonitoring
+
+
 @router.get("/status", tags=["health"])
-def status(runtime: RuntimeDep) -> dict:
-    """Seed 003's monitoring JSON: the model, the API's uptime and its predictions."""
+def status(runtime: RuntimeDep, session: SessionDep) -> StatusPublic:
+    """The model served, the API's uptime and the predictions it logged."""
     holder = runtime.holder
-    with session_scope(runtime.engine) as session:
-        total = session.scalar(
-            select(func.count())
-            .select_from(PredictionLog)
-            .where(PredictionLog.family == holder.family.name)
-        )
     model = holder.current
-    return {
-        "model": {
-            "name": runtime.settings.registered_model_name,
-            "family": holder.family.name,
-            "version": model.version if model else None,
-            "exists": model is not None,
-            "type": type(model.pipeline.steps[-1][1]).__name__ if model else None,
-            "load_error": redact(holder.load_error) if holder.load_error else None,
-        },
-        "api": {
-            "uptime_seconds": round(time.time() - runtime.started_at, 1),
-            "total_predictions": int(total or 0),
-            "start_time": datetime.fromtimestamp(runtime.started_at, UTC).isoformat(),
-            "version": __version__,
-        },
-        "monitoring": {
-            "status": "operational" if model else "fallback",
-            "metrics": "/metrics (Prometheus), /api/ml-monitoring/summary (JSON)",
-        },
-    }
+    return StatusPublic(
+        model=StatusModel(
+            name=runtime.settings.registered_model_name,
+            family=holder.family.name,
+            version=model.version if model else None,
+            exists=model is not None,
+            type=type(model.pipeline.steps[-1][1]).__name__ if model else None,
+            load_error=redact(holder.load_error) if holder.load_error else None,
+        ),
+        api=StatusApi(
+            uptime_seconds=round(time.time() - runtime.started_at, 1),
+            total_predictions=prediction_count(session, holder.family.name),
+            start_time=datetime.fromtimestamp(runtime.started_at, UTC).isoformat(),
+            version=__version__,
+        ),
+        monitoring=StatusMonitoring(
+            status="operational" if model else "fallback",
+            metrics="/metrics (Prometheus), /api/ml-monitoring/summary (JSON)",
+        ),
+    )

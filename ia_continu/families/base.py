@@ -1,14 +1,28 @@
-"""What every model family provides: data, features, estimator, fallback, metrics, scoring."""
+"""What every model family provides: data, features, estimator, fallback, metrics, scoring.
+
+A family is also the one place that answers task-dependent questions: ``task`` names what it
+predicts, ``rules`` says what that changes in monitoring and decisions, and ``accurate`` says
+when one prediction is right.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import numpy as np
+from sqlalchemy import ColumnElement
 
 from ia_continu.errors import InvalidFeatures
+from ia_continu.families.tasks import TaskRules, rules_for
+from ia_continu.vocab import Task
+
+if TYPE_CHECKING:
+    from ia_continu.config import Settings
+
+# ``accurate`` takes numpy arrays or SQL expressions and answers in kind.
+Values = TypeVar("Values", np.ndarray, ColumnElement[Any])
 
 
 @dataclass(slots=True)
@@ -24,15 +38,25 @@ class Scores:
 
 class ModelFamily(ABC):
     name: ClassVar[str]
-    task: ClassVar[Literal["classification", "regression"]]
+    task: ClassVar[Task]
     feature_names: ClassVar[tuple[str, ...]]
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
     trusted_types: ClassVar[tuple[str, ...]] = ()  # our own callables inside the pipeline
 
+    @classmethod
+    def configured(cls, settings: Settings | None) -> Self:
+        """This family as ``settings`` tune it (None: the defaults); most have nothing to tune."""
+        return cls()
+
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def rules(self) -> TaskRules:
+        """What this family's task changes in monitoring and decisions."""
+        return rules_for(self.task)
 
     # --- data ------------------------------------------------------------------------
     @abstractmethod
@@ -74,7 +98,7 @@ class ModelFamily(ABC):
 
     @abstractmethod
     def check_trainable(self, y: np.ndarray) -> None:
-        """Raise InvalidFeatures when a dataset cannot train this family (e.g. one class)."""
+        """Raise UntrainableDataset when a dataset cannot train this family (e.g. one class)."""
 
     @abstractmethod
     def predict_values(self, pipeline: Any, X: np.ndarray) -> np.ndarray:
@@ -83,7 +107,9 @@ class ModelFamily(ABC):
     @abstractmethod
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]: ...
 
-    def after_fit(self, pipeline: Any, y_hold: np.ndarray, pred_hold: np.ndarray) -> None:
+    def after_fit(  # noqa: B027 (a hook: doing nothing is the default)
+        self, pipeline: Any, y_hold: np.ndarray, pred_hold: np.ndarray
+    ) -> None:
         """Keep on the fitted ``pipeline`` what serving needs from the holdout (default: none)."""
 
     def is_better(
@@ -102,6 +128,22 @@ class ModelFamily(ABC):
     def fallback(self, X: np.ndarray) -> Scores:
         """The heuristic that answers when ML is off, outside the share, or fails."""
 
+    def label(self, value: float) -> float | int:
+        """One prediction as the API answers it (``/predict``): a class as an int, a number
+        rounded to 4 decimals."""
+        return int(value) if self.task == Task.classification else round(value, 4)
+
+    def labels(self, values: np.ndarray) -> list[float] | list[int]:
+        """``label`` for a column of predictions, in numpy (``/predict/batch``)."""
+        if self.task == Task.classification:
+            return values.astype(int).tolist()
+        return values.round(4).tolist()
+
     @abstractmethod
-    def accurate(self, prediction: np.ndarray, actual: np.ndarray, tolerance: float) -> np.ndarray:
-        """Is each prediction 'right' once the outcome is known?"""
+    def accurate(self, prediction: Values, actual: Values) -> Values:
+        """Is each prediction right once its outcome is known?
+
+        Written only with operators that numpy arrays and SQL expressions share (``==``,
+        ``-``, ``<``, ``&``), so one definition judges a holdout in numpy (``evaluate``) and
+        fills ``is_accurate`` inside the database's UPDATE (``record_actuals``).
+        """

@@ -1,9 +1,11 @@
-"""Seeds 000/001's family: a ride booking's delay in minutes, with risk level and factors."""
+"""The delay family: a ride booking's delay in minutes, with a risk level and the factors that
+contributed most, learnt by a ridge regression on hand-made features."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import erf, sqrt
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from sklearn.linear_model import Ridge
@@ -11,10 +13,16 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from ia_continu.families.base import InvalidFeatures, ModelFamily, Scores
+from ia_continu.config import DELAY_TOLERANCE_MINUTES
+from ia_continu.errors import InvalidFeatures, UntrainableDataset
+from ia_continu.families.base import ModelFamily, Scores, Values
+from ia_continu.vocab import Task
 
+if TYPE_CHECKING:
+    from ia_continu.config import Settings
+
+# weather: 0 clear, 1 rain, 2 snow; weekday: 0 Monday .. 6 Sunday; traffic: congestion, 0..1
 FEATURES = ("distance_km", "hour", "weekday", "weather", "traffic")
-WEATHER = ("clear", "rain", "snow")
 DESIGN = (
     "distance_km",
     "rush_hour",
@@ -60,7 +68,7 @@ def true_delay(X: np.ndarray) -> np.ndarray:
 
 class DelayFamily(ModelFamily):
     name = "delay"
-    task = "regression"
+    task = Task.regression
     feature_names = FEATURES
     primary_metric = "rmse"
     higher_is_better = False
@@ -69,7 +77,17 @@ class DelayFamily(ModelFamily):
     alpha = 1.0
     noise_minutes = 1.5
 
-    def sample(self, n, *, rng, drift=0.0):
+    def __init__(self, tolerance_minutes: float = DELAY_TOLERANCE_MINUTES) -> None:
+        # A prediction is accurate when it is off by less than this many minutes.
+        self.tolerance_minutes = tolerance_minutes
+
+    @classmethod
+    def configured(cls, settings: Settings | None) -> Self:
+        return cls() if settings is None else cls(settings.delay_tolerance_minutes)
+
+    def sample(
+        self, n: int, *, rng: np.random.Generator, drift: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         distance = np.clip(rng.gamma(2.0, 4.0, n), 0.5, 80.0)
         hour = rng.choice(24, n, p=_HOUR_P).astype(float)
         weekday = rng.integers(0, 7, n).astype(float)
@@ -85,7 +103,7 @@ class DelayFamily(ModelFamily):
         observed[:, 4] = np.clip(observed[:, 4] - 0.6 * drift, 0.0, 1.0)
         return observed, y
 
-    def validate(self, X):
+    def validate(self, X: np.ndarray) -> None:
         super().validate(X)
         problems = []
         if ((X[:, 0] < 0) | (X[:, 0] > MAX_DISTANCE_KM)).any():
@@ -101,7 +119,7 @@ class DelayFamily(ModelFamily):
         if problems:
             raise InvalidFeatures("; ".join(problems))
 
-    def outcome_problem(self, value):
+    def outcome_problem(self, value: float) -> str | None:
         if -MAX_DELAY_MINUTES <= value <= MAX_DELAY_MINUTES:
             return None
         return f"a delay must be within ±{MAX_DELAY_MINUTES:g} minutes"
@@ -117,31 +135,32 @@ class DelayFamily(ModelFamily):
     def hyperparameters(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "estimator": "Ridge", "features": ",".join(DESIGN)}
 
-    def check_trainable(self, y):
+    def check_trainable(self, y: np.ndarray) -> None:
         if len(y) < 10 or float(np.std(y)) == 0.0:
-            raise InvalidFeatures("the dataset needs at least 10 rows with varying delays")
+            raise UntrainableDataset("the dataset needs at least 10 rows with varying delays")
 
-    def predict_values(self, pipeline, X):
+    def predict_values(self, pipeline: Any, X: np.ndarray) -> np.ndarray:
         return pipeline.predict(X)
 
-    def evaluate(self, y_true, y_pred, tolerance: float = 3.0):
-        err = np.abs(y_true - y_pred)
+    def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         return {
             "mae": float(mean_absolute_error(y_true, y_pred)),
             "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
             "r2": float(r2_score(y_true, y_pred)),
-            "accuracy": float(np.mean(err < tolerance)),
+            "accuracy": float(np.mean(self.accurate(y_pred, y_true))),
         }
 
     def after_fit(self, pipeline: Any, y_hold: np.ndarray, pred_hold: np.ndarray) -> None:
         # The spread of the holdout's residuals: compile_scorer turns it into the confidence.
         pipeline.residual_std_ = float(np.std(y_hold - pred_hold))
 
-    def compile_scorer(self, pipeline, *, explain=True):
+    def compile_scorer(
+        self, pipeline: Any, *, explain: bool = True
+    ) -> Callable[[np.ndarray], Scores]:
         model = pipeline.steps[-1][1]
         residual_std = float(getattr(pipeline, "residual_std_", 2.0))
-        # Confidence = P(|error| < 3 min) under the residuals seen on the holdout.
-        confidence = erf(3.0 / (sqrt(2.0) * max(residual_std, 1e-6)))
+        # Confidence = P(|error| < tolerance) under the residuals seen on the holdout.
+        confidence = erf(self.tolerance_minutes / (sqrt(2.0) * max(residual_std, 1e-6)))
         if not hasattr(model, "coef_"):
             return lambda X: self._scores(pipeline.predict(X), None, confidence)
         coef, intercept = model.coef_.copy(), float(model.intercept_)
@@ -158,7 +177,7 @@ class DelayFamily(ModelFamily):
         risk = np.where(pred >= RISK_HIGH, "high", np.where(pred >= RISK_MEDIUM, "medium", "low"))
         factors = None
         if contributions is not None:
-            # The three largest contributions (in minutes), as seed 001 logs them. Picked and
+            # The three largest contributions (in minutes), as the log keeps them. Picked and
             # rounded in numpy: per-row numpy scalars cost ~10 µs a row, 100 ms a batch.
             top = np.argsort(-np.abs(contributions), axis=1)[:, :3]
             values = np.take_along_axis(contributions, top, axis=1).round(3).tolist()
@@ -174,15 +193,17 @@ class DelayFamily(ModelFamily):
             contributing_factors=factors,
         )
 
-    def fallback(self, X):
-        # Seed 000's heuristic: distance x 0.5.
+    def fallback(self, X: np.ndarray) -> Scores:
+        # The heuristic: half a minute of delay per kilometre (distance × 0.5).
         pred = X[:, 0] * 0.5
         scores = self._scores(pred, None, 0.5)
         scores.contributing_factors = [{"distance_km": p} for p in pred.round(3).tolist()]
         return scores
 
-    def accurate(self, prediction, actual, tolerance):
-        return np.abs(prediction - actual) < tolerance
+    def accurate(self, prediction: Values, actual: Values) -> Values:
+        # |prediction - actual| < tolerance, without abs(): SQL expressions have no __abs__.
+        tolerance = self.tolerance_minutes
+        return (prediction - actual < tolerance) & (actual - prediction < tolerance)
 
 
 # More bookings in the day than at night.

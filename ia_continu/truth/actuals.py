@@ -9,9 +9,10 @@ posted for that id applies to every row with it, since a retried request is the 
 ``updated`` then counts rows, not ids.
 
 Set-based on purpose: the items go into a temporary table with one multi-row insert, then
-one ``UPDATE ... FROM`` per key computes error and is_accurate in SQL. A row-by-row loop
-costs a round trip per item, which on PostgreSQL is minutes for the backfill's batch sizes.
-Re-posting the same outcomes writes the same values again: the call is idempotent.
+one ``UPDATE ... FROM`` per key computes error and is_accurate in SQL (is_accurate is the
+family's own ``accurate``, applied to the columns). A row-by-row loop costs a round trip per
+item, which on PostgreSQL is minutes for the backfill's batch sizes. Re-posting the same
+outcomes writes the same values again: the call is idempotent.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import (
     Column,
     Connection,
@@ -28,7 +30,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    case,
     exists,
     func,
     select,
@@ -41,6 +42,15 @@ from ia_continu.config import Settings
 from ia_continu.errors import InvalidActual
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.store.tables import PredictionLog, utcnow
+
+
+class RecordedActuals(BaseModel):
+    """What one call recorded: ``updated`` counts prediction rows (an id may name several)."""
+
+    received: int  # distinct ids among the items
+    updated: int
+    unknown_request_ids: list[str]  # sorted: ids no prediction of the family has
+    unknown_booking_ids: list[str]
 
 
 def _dedupe(
@@ -70,12 +80,6 @@ def _dedupe(
     return by_request, by_booking
 
 
-def _accurate(task: str, tolerance: float, actual_col):
-    if task == "classification":
-        return case((PredictionLog.prediction == actual_col, True), else_=False)
-    return case((func.abs(PredictionLog.prediction - actual_col) < tolerance, True), else_=False)
-
-
 def _load(conn: Connection, tmp: Table, values: dict[str, float]) -> None:
     if conn.dialect.name == "postgresql":
         # Two array parameters and one statement: psycopg's executemany is a statement per
@@ -92,7 +96,7 @@ def _load(conn: Connection, tmp: Table, values: dict[str, float]) -> None:
 
 
 def _apply(
-    session: Session, settings: Settings, key: str, values: dict[str, float]
+    session: Session, family: ModelFamily, key: str, values: dict[str, float]
 ) -> tuple[int, list[str]]:
     """Load ``values`` into a temp table, update matching rows, return (rows, unknown ids)."""
     if not values:
@@ -108,13 +112,11 @@ def _apply(
     tmp.create(conn)
     try:
         _load(conn, tmp, values)
-        family = settings.family.value
-        task = get_family(family).task
         target = getattr(PredictionLog, key)
         # The family test must not be usable as an index: without statistics, SQLite then
         # picks the (family, created_at) index over the id's and scans every row of the
         # family per id (100,000 actuals over 1M rows never finished). coalesce() hides it.
-        same_family = func.coalesce(PredictionLog.family, "") == family
+        same_family = func.coalesce(PredictionLog.family, "") == family.name
         now = utcnow()
         result = conn.execute(
             sql_update(PredictionLog)
@@ -122,7 +124,7 @@ def _apply(
             .values(
                 actual=tmp.c.actual,
                 error=func.abs(PredictionLog.prediction - tmp.c.actual),
-                is_accurate=_accurate(task, settings.delay_tolerance_minutes, tmp.c.actual),
+                is_accurate=family.accurate(PredictionLog.prediction.expression, tmp.c.actual),
                 actual_at=now,
                 updated_at=now,
             )
@@ -137,19 +139,20 @@ def _apply(
 
 def record_actuals(
     session: Session, settings: Settings, items: Iterable[Mapping[str, Any]]
-) -> dict[str, Any]:
+) -> RecordedActuals:
     """Fill actual, error, is_accurate and actual_at for every prediction an item names.
 
     ``items`` are mappings with ``actual`` and ``request_id`` or ``booking_id`` (request_id
     wins when both are given). Unknown ids are reported, not fatal. Raises InvalidActual for
     a malformed item before touching the database.
     """
-    by_request, by_booking = _dedupe(items, get_family(settings.family.value))
-    updated_r, unknown_r = _apply(session, settings, "request_id", by_request)
-    updated_b, unknown_b = _apply(session, settings, "booking_id", by_booking)
-    return {
-        "received": len(by_request) + len(by_booking),
-        "updated": updated_r + updated_b,
-        "unknown_request_ids": unknown_r,
-        "unknown_booking_ids": unknown_b,
-    }
+    family = get_family(settings.family, settings)
+    by_request, by_booking = _dedupe(items, family)
+    updated_r, unknown_r = _apply(session, family, "request_id", by_request)
+    updated_b, unknown_b = _apply(session, family, "booking_id", by_booking)
+    return RecordedActuals(
+        received=len(by_request) + len(by_booking),
+        updated=updated_r + updated_b,
+        unknown_request_ids=unknown_r,
+        unknown_booking_ids=unknown_b,
+    )

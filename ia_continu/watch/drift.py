@@ -2,7 +2,7 @@
 the data the champion was trained on, and the result is kept (table, HTML report, MLflow).
 
 Evidently takes ~5.8 s to import, so it is imported inside ``run_drift_check`` only: the API
-process never pays for it (tests/flows/test_drift.py checks that importing this module does
+process never pays for it (tests/flows/test_loop.py checks that importing this module does
 not import evidently).
 """
 
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Engine, select
+from pydantic import BaseModel, ConfigDict, computed_field
+from sqlalchemy import Engine, Select, select
+from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
@@ -25,13 +27,14 @@ from ia_continu.learn.datasets import load_dataset
 from ia_continu.learn.tracking import tracked_run
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import DriftReport, PredictionLog, utcnow
+from ia_continu.watch.quality import StoredTime
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class DriftResult:
-    status: str  # "checked" or "skipped"
+    status: Literal["checked", "skipped"]
     family: str
     model_version: str | None = None
     dataset_drift: bool = False
@@ -48,9 +51,6 @@ class DriftResult:
     reason: str = ""
     duration_s: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def champion_generation_id(settings: Settings, version: str) -> int | None:
     """The dataset the champion was trained on (the ``generation_id`` param of its run)."""
@@ -62,24 +62,43 @@ def champion_generation_id(settings: Settings, version: str) -> int | None:
     return int(value) if value is not None else None
 
 
-def recent_inputs(engine: Engine, family: ModelFamily, *, hours: int, max_rows: int) -> np.ndarray:
-    """Feature vectors of the newest predictions (at most ``max_rows`` within ``hours``)."""
-    since = utcnow() - timedelta(hours=hours)
-    with session_scope(engine) as session:
-        rows = session.scalars(
-            select(PredictionLog.features)
-            .where(PredictionLog.family == family.name, PredictionLog.created_at >= since)
-            .order_by(PredictionLog.id.desc())
-            .limit(max_rows)
-        ).all()
-    return np.asarray(rows, dtype=float).reshape(len(rows), family.n_features)
+@dataclass(frozen=True, slots=True)
+class RecentInputs:
+    """The predictions a drift check compares with the training data: the newest ``max_rows``
+    of the last ``hours``. Fewer than ``min_rows`` say nothing: the check is skipped."""
+
+    hours: int = 24
+    max_rows: int = 100_000
+    min_rows: int = 100
+
+    def load(self, engine: Engine, family: ModelFamily) -> np.ndarray:
+        """Their feature vectors, newest first."""
+        since = utcnow() - timedelta(hours=self.hours)
+        with session_scope(engine) as session:
+            rows = session.scalars(
+                select(PredictionLog.features)
+                .where(PredictionLog.family == family.name, PredictionLog.created_at >= since)
+                .order_by(PredictionLog.id.desc())
+                .limit(self.max_rows)
+            ).all()
+        return np.asarray(rows, dtype=float).reshape(len(rows), family.n_features)
 
 
-def parse_snapshot(
-    snapshot: dict[str, Any],
-) -> tuple[dict[str, float], dict[str, str], list[str], float]:
-    """Evidently 0.7 has no boolean: per-column drift is a FAILed ValueDrift test and the
-    dataset's share comes from DriftedColumnsCount (../shared/STACK.md)."""
+@dataclass(frozen=True, slots=True)
+class SnapshotDrift:
+    """What an Evidently report says: each feature's drift score and test method, the
+    features whose drift test failed (sorted), and the share of drifted features."""
+
+    scores: dict[str, float]
+    methods: dict[str, str]
+    drifted: list[str]
+    share: float
+
+
+def parse_snapshot(snapshot: dict[str, Any]) -> SnapshotDrift:
+    """Read an Evidently (0.7) snapshot's ``dict()``. Its reports carry no "drifted" boolean:
+    a column drifted when its ValueDrift test FAILed, and the dataset's share of drifted
+    columns is the DriftedColumnsCount metric's ``share``."""
     scores: dict[str, float] = {}
     methods: dict[str, str] = {}
     share = 0.0
@@ -96,23 +115,18 @@ def parse_snapshot(
         params = test.get("metric_config", {}).get("params", {})
         if params.get("type", "").endswith("ValueDrift") and test.get("status") == "FAIL":
             drifted.append(params["column"])
-    return scores, methods, sorted(drifted), share
+    return SnapshotDrift(scores, methods, sorted(drifted), share)
 
 
 def run_drift_check(
-    settings: Settings,
-    engine: Engine,
-    *,
-    hours: int = 24,
-    max_rows: int = 100_000,
-    min_rows: int = 100,
-    log_to_mlflow: bool = True,
+    settings: Settings, engine: Engine, recent: RecentInputs = RecentInputs()
 ) -> DriftResult:
-    """Compare the champion's training data with recent inputs; record and return the result.
+    """Compare the champion's training data with recent inputs; record and return the result
+    (a drift_reports row, an HTML report, an MLflow run).
 
     Skips (status "skipped", with a reason, nothing written) when there is no champion, its
-    training data is gone, or fewer than ``min_rows`` recent predictions exist: a drift test
-    on a handful of rows says nothing.
+    training data is gone, or fewer than ``recent.min_rows`` recent predictions exist: a drift
+    test on a handful of rows says nothing.
     """
     started = time.perf_counter()
     family = get_family(settings.family)
@@ -130,10 +144,12 @@ def run_drift_check(
     except Exception as exc:  # missing run, param or dataset: all mean "cannot check"
         result.reason = f"training data of champion {version} unavailable: {exc}"
         return result
-    current = recent_inputs(engine, family, hours=hours, max_rows=max_rows)
+    current = recent.load(engine, family)
     result.reference_rows, result.current_rows = len(reference.X), len(current)
-    if len(current) < min_rows:
-        result.reason = f"only {len(current)} predictions in the last {hours} h (need {min_rows})"
+    if len(current) < recent.min_rows:
+        result.reason = (
+            f"only {len(current)} predictions in the last {recent.hours} h (need {recent.min_rows})"
+        )
         return result
 
     import pandas as pd
@@ -146,9 +162,10 @@ def run_drift_check(
     snapshot = Report([DataDriftPreset(drift_share=settings.drift_share)], include_tests=True).run(
         current_data=cur_df, reference_data=ref_df
     )
-    scores, methods, drifted, share = parse_snapshot(snapshot.dict())
+    found = parse_snapshot(snapshot.dict())
+    scores, drifted, share = found.scores, found.drifted, found.share
     result.status = "checked"
-    result.feature_scores, result.feature_methods = scores, methods
+    result.feature_scores, result.feature_methods = scores, found.methods
     result.drifted_features, result.drift_share = drifted, share
     # Evidently's own test fails at share >= drift_share; keep the same rule here.
     result.dataset_drift = share >= settings.drift_share
@@ -164,8 +181,7 @@ def run_drift_check(
         f" threshold {settings.drift_share})"
     )
 
-    if log_to_mlflow:
-        result.mlflow_run_id = _log_to_mlflow(settings, result, stamp)
+    result.mlflow_run_id = _log_to_mlflow(settings, result, stamp)
 
     with session_scope(engine) as session:
         row = DriftReport(
@@ -216,12 +232,50 @@ def _log_to_mlflow(settings: Settings, result: DriftResult, stamp: str) -> str |
         return None
 
 
+def _latest(family: str, max_age_hours: int | None = None) -> Select[tuple[DriftReport]]:
+    query = select(DriftReport).where(DriftReport.family == family)
+    if max_age_hours is not None:
+        query = query.where(DriftReport.created_at >= utcnow() - timedelta(hours=max_age_hours))
+    return query.order_by(DriftReport.created_at.desc(), DriftReport.id.desc()).limit(1)
+
+
 def latest_report(
     engine: Engine, family: str, *, max_age_hours: int | None = None
 ) -> DriftReport | None:
-    """The newest drift row of a family (what the retrain decision and the dashboard read)."""
+    """The newest drift row of a family, if not older than ``max_age_hours`` (what the retrain
+    decision reads)."""
     with session_scope(engine) as session:
-        query = select(DriftReport).where(DriftReport.family == family)
-        if max_age_hours is not None:
-            query = query.where(DriftReport.created_at >= utcnow() - timedelta(hours=max_age_hours))
-        return session.scalars(query.order_by(DriftReport.id.desc()).limit(1)).first()
+        return session.scalars(_latest(family, max_age_hours)).first()
+
+
+class DriftStatus(BaseModel):
+    """The newest drift check of a family, as the dashboard shows it (read from its row)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    dataset_drift: bool
+    drift_share: float  # share of drifted features
+    drifted_features: list[str]
+    feature_scores: dict[str, float]
+    reference_rows: int
+    current_rows: int
+    model_version: str | None
+    created_at: StoredTime
+    report_path: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> Literal["drift", "ok"]:
+        return "drift" if self.dataset_drift else "ok"
+
+
+class NoDriftCheck(BaseModel):
+    """No drift check has run yet: a normal state for a new deployment, not an error."""
+
+    status: Literal["none"] = "none"
+
+
+def latest_status(session: Session, family: str) -> DriftStatus | NoDriftCheck:
+    """The newest drift check of ``family``, or NoDriftCheck before the first one."""
+    row = session.scalars(_latest(family)).first()
+    return NoDriftCheck() if row is None else DriftStatus.model_validate(row)

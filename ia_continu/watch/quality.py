@@ -1,4 +1,4 @@
-"""Monitoring figures over the prediction log (seed 001), computed by the database.
+"""How good the served model is: figures over the prediction log, computed by the database.
 
 Every figure is an aggregate query, the same SQL on SQLite and PostgreSQL: the service never
 loads a window's rows into Python, so a week of traffic costs one indexed scan, not memory.
@@ -6,9 +6,12 @@ loads a window's rows into Python, so a week of traffic costs one indexed scan, 
 Which rows count:
 - ``count``, ``avg_confidence`` and ``avg_prediction_time_ms`` cover every prediction answered
   in the window;
-- ``labeled_count`` and the quality metrics (MAE, RMSE, R², accuracy rate, precision, recall,
-  F1) cover only the rows whose actual outcome is known;
+- ``labeled_count`` and the quality figures (MAE, RMSE, R², accuracy rate, and for a
+  classifier precision, recall, F1) cover only the rows whose actual outcome is known;
 - ``lift`` covers the shadow rows: both the ML and the fallback answer logged, and an actual.
+
+What depends on the task (the classifier's figures, how the lift compares ML with the
+fallback) comes from the family's rules (``ModelFamily.rules``).
 
 Every figure is finite: a stored value so large that a sum of squares overflows (a row
 written before the API bounded outcomes, or by hand) is left out of that window's figures
@@ -19,18 +22,27 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from sqlalchemy import ColumnElement, Row, Select, and_, case, func, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
 from ia_continu.families import get_family
-from ia_continu.serve import rollout
+from ia_continu.families.tasks import TaskRules, when
+from ia_continu.serve.flag import read_state
 from ia_continu.store.tables import PredictionLog, utcnow
+from ia_continu.watch.rollout_health import rollout_stats, verdict
 
 P = PredictionLog
 log = logging.getLogger(__name__)
@@ -40,8 +52,133 @@ log = logging.getLogger(__name__)
 SANE_LIMIT = 1e100
 
 
-def _when(cond: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
-    return case((cond, value), else_=None)
+# --- what the figures look like --------------------------------------------------------------
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+# A stored instant as ISO 8601 text: UTC, without an offset, as the database keeps it (so not
+# a JSON Schema "date-time", which requires one).
+StoredTime = Annotated[str, BeforeValidator(_iso)]
+
+
+class Figures(BaseModel):
+    """A window's figures; None where the rows do not define one (no outcome known yet)."""
+
+    # Figures only some tasks have: left out of the answer for the other tasks, not null.
+    TASK_FIGURES: ClassVar[tuple[str, ...]] = ("precision", "recall", "f1")
+
+    count: int = 0
+    labeled_count: int = 0
+    avg_confidence: float | None = None
+    avg_prediction_time_ms: float | None = None
+    mae: float | None = None
+    rmse: float | None = None
+    r2: float | None = None
+    accuracy_rate: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+
+    # No return annotation on purpose: pydantic would take it as the JSON schema of the model.
+    @model_serializer(mode="wrap")
+    def _only_the_tasks_figures(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        for name in self.TASK_FIGURES:
+            if name not in self.model_fields_set:
+                data.pop(name, None)
+        return data
+
+
+class Lift(BaseModel):
+    """ML against the fallback on the same requests (the shadow rows): the task's ``metric``
+    (``accuracy`` or ``mae``) of each, and by how much ML is better (positive: ML wins)."""
+
+    count: int
+    metric: str
+    ml: float | None
+    fallback: float | None
+    lift: float | None
+
+
+class WindowMetrics(Figures):
+    """The figures of the last ``period_hours``."""
+
+    period_hours: int
+    family: str
+    lift: Lift
+
+
+class DayFigures(Figures):
+    """The figures of one UTC day (``date``: YYYY-MM-DD)."""
+
+    date: str
+
+
+class PredictionRecord(BaseModel):
+    """One logged prediction as the monitoring endpoints list it (read from its row)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    request_id: str
+    booking_id: str | None
+    driver_id: str | None
+    prediction: float
+    confidence: float
+    risk_level: str | None
+    contributing_factors: dict[str, float] | None
+    model_version: str
+    latency_ms: float
+    decision: str
+    served_by: str
+    rollout_percentage: float | None
+    ml_prediction: float | None
+    fallback_prediction: float | None
+    actual: float | None
+    error: float | None
+    is_accurate: bool | None
+    created_at: StoredTime
+    actual_at: StoredTime | None
+
+
+class Anomalies(BaseModel):
+    """Predictions whose error is above ``threshold``: ``count`` of them, the worst listed."""
+
+    threshold: float
+    period_hours: int
+    count: int
+    anomalies: list[PredictionRecord]
+
+
+class RolloutFigures(BaseModel):
+    """The rollout flag and how ML has answered since the flag's stats were reset."""
+
+    ml_enabled: bool
+    ml_traffic_percentage: float
+    fallback_on_error: bool
+    shadow_rate: float
+    ml_requests: int
+    ml_success_rate: float
+    health: str
+
+
+class Summary(BaseModel):
+    """Totals, the 24 h and 7 d figures, the rollout, and the anomalies of the last 24 h."""
+
+    family: str
+    total_predictions: int
+    metrics_24h: WindowMetrics
+    metrics_7d: WindowMetrics
+    feature_flags: RolloutFigures
+    anomaly_threshold: float
+    anomalies_count: int
+    timestamp: str
+
+
+# --- the SQL ----------------------------------------------------------------------------------
 
 
 class _Values:
@@ -86,13 +223,12 @@ def _finite_row(row: Row[Any]) -> bool:
 # in its bytecode loop), so the aggregates below are the plainest that give the figures:
 # sums instead of averages (the average is sum / count, added up across windows in Python),
 # no CASE where a NULL already drops out (``prediction - actual`` is NULL without an actual,
-# ``actual = 1.0`` is NULL, hence false, without one), the confusion counts only for
-# classification.
-def _quality_columns(task: str, safe: bool = False) -> list[ColumnElement[Any]]:
+# ``actual = 1.0`` is NULL, hence false, without one), the task's own sums only for its task.
+def _quality_columns(rules: TaskRules, safe: bool = False) -> list[ColumnElement[Any]]:
     """Aggregates shared by the window and per-day figures (read back by label)."""
     v = _Values(safe)
     diff = v.prediction - v.actual
-    columns = [
+    return [
         func.count().label("count"),
         func.sum(P.confidence).label("sum_confidence"),
         func.sum(P.latency_ms).label("sum_latency_ms"),
@@ -101,89 +237,53 @@ def _quality_columns(task: str, safe: bool = False) -> list[ColumnElement[Any]]:
         func.sum(diff * diff).label("ss_res"),
         func.sum(v.actual).label("sum_a"),
         func.sum(v.actual * v.actual).label("sum_a2"),
-        func.count(_when(v.actual.is_not(None) & (P.is_accurate == True))).label("accurate"),  # noqa: E712
+        func.count(when(v.actual.is_not(None) & (P.is_accurate == True))).label("accurate"),  # noqa: E712
+        *rules.figure_sums(v.prediction, v.actual),
     ]
-    if task == "classification":
-        positive_pred, positive_actual = v.prediction == 1.0, v.actual == 1.0
-        columns += [
-            func.count(_when(positive_pred & positive_actual)).label("tp"),
-            func.count(_when(positive_pred & (v.actual != 1.0))).label("fp"),
-            func.count(_when((v.prediction != 1.0) & positive_actual)).label("fn"),
-        ]
-    return columns
 
 
-def _lift_columns(task: str, safe: bool = False) -> list[ColumnElement[Any]]:
+def _lift_columns(rules: TaskRules, safe: bool = False) -> list[ColumnElement[Any]]:
     """The shadow rows (both answers logged, and an actual): their count and, summed over
-    them, the ML and the fallback figure (a hit for classification, an absolute error
-    otherwise). See ``shadow_lift``."""
+    them, the ML and the fallback figure of the task's lift metric."""
     v = _Values(safe)
     ml_known = v.ml_prediction.is_not(None)
     fb_known = v.fallback_prediction.is_not(None)
-    if task == "classification":
-        # ``x = actual`` is NULL when either is NULL: no separate NOT NULL test needed.
-        ml = func.count(_when(fb_known & (v.ml_prediction == v.actual)))
-        fb = func.count(_when(ml_known & (v.fallback_prediction == v.actual)))
-    else:
-        ml = func.sum(func.abs(_when(fb_known, v.ml_prediction - v.actual)))
-        fb = func.sum(func.abs(_when(ml_known, v.fallback_prediction - v.actual)))
     return [
-        func.count(_when(ml_known & fb_known & v.actual.is_not(None))).label("lift_n"),
-        ml.label("lift_ml"),
-        fb.label("lift_fb"),
+        func.count(when(ml_known & fb_known & v.actual.is_not(None))).label("lift_n"),
+        rules.lift_sum(v.ml_prediction, v.actual, fb_known).label("lift_ml"),
+        rules.lift_sum(v.fallback_prediction, v.actual, ml_known).label("lift_fb"),
     ]
 
 
-class _Sums:
-    """Two windows' aggregates added up (every column is a count or a sum)."""
+def _window(family: str, since: datetime) -> ColumnElement[bool]:
+    return and_(P.family == family, P.created_at >= since)
 
-    def __init__(self, *rows: Any) -> None:
-        for key in rows[0]._mapping:
-            values = [r._mapping.get(key) for r in rows]
-            values = [v for v in values if v is not None]
-            setattr(self, key, sum(values) if values else None)
+
+# --- from sums to figures ---------------------------------------------------------------------
+
+
+class _Sums(Mapping[str, Any]):
+    """An aggregate row read by label. Several rows (windows of the same columns, each a count
+    or a sum) are added up; no row at all is an empty window, where every label reads None."""
+
+    def __init__(self, *rows: Row[Any]) -> None:
+        self._values: dict[str, Any] = dict(rows[0]._mapping) if len(rows) == 1 else {}
+        for key in rows[0]._mapping if len(rows) > 1 else ():
+            values = [v for r in rows if (v := r._mapping.get(key)) is not None]
+            self._values[key] = sum(values) if values else None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values.get(key)
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
-
-
-def _finish(row: Any, task: str) -> dict[str, Any]:
-    """Turn the sums into figures (a handful of scalars: the rows stayed in the DB)."""
-    n, labeled = int(row.count or 0), int(row.labeled or 0)
-    out: dict[str, Any] = {
-        "count": n,
-        "labeled_count": labeled,
-        "avg_confidence": _round(_ratio(float(row.sum_confidence or 0.0), n)),
-        "avg_prediction_time_ms": _round(_ratio(float(row.sum_latency_ms or 0.0), n)),
-        "mae": None,
-        "rmse": None,
-        "r2": None,
-        "accuracy_rate": None,
-    }
-    if labeled:
-        ss_res = float(row.ss_res or 0.0)
-        # SS_tot = Σa² - (Σa)²/n: one pass, no sub-query for the mean. Written as mean x Σa,
-        # which is at most Σa² (Cauchy-Schwarz): no overflow where (Σa)² would.
-        sum_a = float(row.sum_a or 0.0)
-        ss_tot = float(row.sum_a2 or 0.0) - (sum_a / labeled) * sum_a
-        out["mae"] = _round(float(row.sum_abs or 0.0) / labeled)
-        out["rmse"] = _round(math.sqrt(ss_res / labeled))
-        # A constant actual has no variance to explain: R² is undefined, not 1 or -inf.
-        out["r2"] = _round(1.0 - ss_res / ss_tot) if ss_tot > 1e-12 * max(labeled, 1) else None
-        out["accuracy_rate"] = _round(int(row.accurate or 0) / labeled)
-    if task == "classification":
-        tp, fp, fn = int(row.tp or 0), int(row.fp or 0), int(row.fn or 0)
-        precision = _ratio(tp, tp + fp) if labeled else None
-        recall = _ratio(tp, tp + fn) if labeled else None
-        # scikit-learn's zero_division=0: no positive predicted (or present) scores 0.
-        if labeled:
-            precision, recall = precision or 0.0, recall or 0.0
-        f1 = None
-        if labeled:
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out.update(precision=_round(precision), recall=_round(recall), f1=_round(f1))
-    return out
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -193,99 +293,94 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return round(float(value), digits)
 
 
-def _task(family: str) -> str:
-    return get_family(family).task
-
-
-def _window(family: str, since: datetime) -> ColumnElement[bool]:
-    return and_(P.family == family, P.created_at >= since)
-
-
-def window_metrics(
-    session: Session, family: str, hours: float, *, now: datetime | None = None
-) -> dict[str, Any]:
-    """Seed 001's ``get_metrics(hours)``: figures over the last ``hours``."""
-    since = (now or utcnow()) - timedelta(hours=hours)
-    task = _task(family)
-    # One range of the (family, created_at) index gives the figures and the shadow lift.
-    (row,) = _aggregates(
-        session,
-        lambda safe: select(*_quality_columns(task, safe), *_lift_columns(task, safe)).where(
-            _window(family, since)
-        ),
-    )
-    return _window_figures(row, family, hours, task)
-
-
-def _window_figures(row: Any, family: str, hours: float, task: str) -> dict[str, Any]:
-    out = {"period_hours": hours, "family": family, **_finish(row, task)}
-    out["lift"] = _finish_lift(row.lift_n, row.lift_ml, row.lift_fb, task)
+def _figures(sums: Mapping[str, Any], rules: TaskRules) -> dict[str, Any]:
+    """Turn the sums into figures (a handful of scalars: the rows stayed in the DB)."""
+    n, labeled = int(sums["count"] or 0), int(sums["labeled"] or 0)
+    out: dict[str, Any] = {
+        "count": n,
+        "labeled_count": labeled,
+        "avg_confidence": _round(_ratio(float(sums["sum_confidence"] or 0.0), n)),
+        "avg_prediction_time_ms": _round(_ratio(float(sums["sum_latency_ms"] or 0.0), n)),
+        "mae": None,
+        "rmse": None,
+        "r2": None,
+        "accuracy_rate": None,
+    }
+    if labeled:
+        ss_res = float(sums["ss_res"] or 0.0)
+        # SS_tot = Σa² - (Σa)²/n: one pass, no sub-query for the mean. Written as mean x Σa,
+        # which is at most Σa² (Cauchy-Schwarz): no overflow where (Σa)² would.
+        sum_a = float(sums["sum_a"] or 0.0)
+        ss_tot = float(sums["sum_a2"] or 0.0) - (sum_a / labeled) * sum_a
+        out["mae"] = _round(float(sums["sum_abs"] or 0.0) / labeled)
+        out["rmse"] = _round(math.sqrt(ss_res / labeled))
+        # A constant actual has no variance to explain: R² is undefined, not 1 or -inf.
+        out["r2"] = _round(1.0 - ss_res / ss_tot) if ss_tot > 1e-12 * max(labeled, 1) else None
+        out["accuracy_rate"] = _round(int(sums["accurate"] or 0) / labeled)
+    out.update({k: _round(v) for k, v in rules.figures(sums, labeled).items()})
     return out
 
 
-def shadow_lift(session: Session, family: str, since: datetime, task: str) -> dict[str, Any]:
-    """ML against the heuristic on the same requests (seed 000's A/B step).
-
-    Regression compares MAE (lift = fallback MAE - ML MAE), classification compares accuracy
-    (lift = ML accuracy - fallback accuracy): a positive lift means ML is better.
-    """
-    ((n, ml, fb),) = _aggregates(
-        session, lambda safe: select(*_lift_columns(task, safe)).where(_window(family, since))
+def _lift(sums: Mapping[str, Any], rules: TaskRules) -> Lift:
+    n = int(sums["lift_n"] or 0)
+    ml = float(sums["lift_ml"] or 0.0) / n if n else None
+    fb = float(sums["lift_fb"] or 0.0) / n if n else None
+    lift = rules.lift(ml, fb) if ml is not None and fb is not None else None
+    return Lift(
+        count=n, metric=rules.lift_metric, ml=_round(ml), fallback=_round(fb), lift=_round(lift)
     )
-    return _finish_lift(n, ml, fb, task)
 
 
-def _finish_lift(n: Any, ml_sum: Any, fb_sum: Any, task: str) -> dict[str, Any]:
-    metric = "accuracy" if task == "classification" else "mae"
-    n = int(n or 0)
-    ml = float(ml_sum or 0.0) / n if n else None
-    fb = float(fb_sum or 0.0) / n if n else None
-    lift = None
-    if n:
-        lift = ml - fb if metric == "accuracy" else fb - ml
-    return {
-        "count": n,
-        "metric": metric,
-        "ml": _round(ml),
-        "fallback": _round(fb),
-        "lift": _round(lift),
-    }
+def _window_metrics(sums: Mapping[str, Any], family: str, hours: int) -> WindowMetrics:
+    rules = get_family(family).rules
+    return WindowMetrics(
+        period_hours=hours, family=family, lift=_lift(sums, rules), **_figures(sums, rules)
+    )
 
 
-def daily_metrics(
-    session: Session, family: str, days: int, *, now: datetime | None = None
-) -> list[dict[str, Any]]:
+# --- the figures ------------------------------------------------------------------------------
+
+
+def window_metrics(session: Session, family: str, hours: int) -> WindowMetrics:
+    """The figures over the last ``hours``."""
+    since = utcnow() - timedelta(hours=hours)
+    rules = get_family(family).rules
+    # One range of the (family, created_at) index gives the figures and the shadow lift.
+    (row,) = _aggregates(
+        session,
+        lambda safe: select(*_quality_columns(rules, safe), *_lift_columns(rules, safe)).where(
+            _window(family, since)
+        ),
+    )
+    return _window_metrics(_Sums(row), family, hours)
+
+
+def daily_metrics(session: Session, family: str, days: int) -> list[DayFigures]:
     """One entry per UTC day, oldest first; days without traffic are present with count 0."""
-    now = now or utcnow()
-    first = now.date() - timedelta(days=days - 1)
+    first = utcnow().date() - timedelta(days=days - 1)
     since = datetime.combine(first, datetime.min.time())
     # date() exists on both backends (a string on SQLite, a date on PostgreSQL).
     day = func.date(P.created_at).label("day")
-    task = _task(family)
+    rules = get_family(family).rules
     rows = _aggregates(
         session,
         lambda safe: (
-            select(day, *_quality_columns(task, safe)).where(_window(family, since)).group_by(day)
+            select(day, *_quality_columns(rules, safe)).where(_window(family, since)).group_by(day)
         ),
     )
-    by_day = {_as_date(r.day): _finish(r, task) for r in rows}
-    empty = _finish(_EmptyRow(), task)
+    by_day = {_as_date(r.day): _figures(_Sums(r), rules) for r in rows}
+    empty = _figures(_Sums(), rules)
     return [
-        {"date": d.isoformat(), **by_day.get(d, empty)}
+        DayFigures(date=d.isoformat(), **by_day.get(d, empty))
         for d in (first + timedelta(days=i) for i in range(days))
     ]
-
-
-class _EmptyRow:
-    def __getattr__(self, name: str) -> None:
-        return None
 
 
 def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-_PUBLIC = (
+_RECORD = (
     P.id,
     P.request_id,
     P.booking_id,
@@ -309,54 +404,61 @@ _PUBLIC = (
 )
 
 
-def _public(row: Any) -> dict[str, Any]:
-    d = dict(row._mapping)
-    for key in ("created_at", "actual_at"):
-        if d[key] is not None:
-            d[key] = d[key].isoformat()
-    return d
-
-
-def recent_predictions(session: Session, family: str, limit: int) -> list[dict[str, Any]]:
+def recent_predictions(session: Session, family: str, limit: int) -> list[PredictionRecord]:
     """The latest ``limit`` predictions, newest first."""
     rows = session.execute(
-        select(*_PUBLIC)
+        select(*_RECORD)
         .where(P.family == family)
         .order_by(P.created_at.desc(), P.id.desc())
         .limit(limit)
     ).all()
-    return [_public(r) for r in rows]
+    return [PredictionRecord.model_validate(r) for r in rows]
 
 
 def anomalies(
-    session: Session,
-    family: str,
-    threshold: float,
-    hours: float = 24,
-    *,
-    limit: int = 100,
-    now: datetime | None = None,
-) -> dict[str, Any]:
+    session: Session, family: str, threshold: float, hours: int = 24, *, limit: int = 100
+) -> Anomalies:
     """Predictions whose error exceeds ``threshold`` in the last ``hours``, worst first.
 
     ``count`` is every such row; ``anomalies`` lists at most ``limit`` of them.
     """
-    since = (now or utcnow()) - timedelta(hours=hours)
+    since = utcnow() - timedelta(hours=hours)
     cond = and_(_window(family, since), P.error > threshold)
     count = session.scalar(select(func.count()).where(cond)) or 0
     rows = session.execute(
-        select(*_PUBLIC).where(cond).order_by(P.error.desc(), P.id.desc()).limit(limit)
+        select(*_RECORD).where(cond).order_by(P.error.desc(), P.id.desc()).limit(limit)
     ).all()
-    return {
-        "threshold": threshold,
-        "period_hours": hours,
-        "count": int(count),
-        "anomalies": [_public(r) for r in rows],
-    }
+    return Anomalies(
+        threshold=threshold,
+        period_hours=hours,
+        count=int(count),
+        anomalies=[PredictionRecord.model_validate(r) for r in rows],
+    )
 
 
-def summary(session: Session, settings: Settings) -> dict[str, Any]:
-    """Seed 001's summary: totals, 24 h and 7 d figures, the rollout, the anomaly count.
+def prediction_count(session: Session, family: str) -> int:
+    """Every prediction ever logged for ``family`` (counted on the (family, created_at) index)."""
+    return int(session.scalar(select(func.count()).where(P.family == family)) or 0)
+
+
+def _rollout(session: Session, settings: Settings) -> RolloutFigures:
+    state = read_state(session, settings)
+    stats = rollout_stats(session, settings.family.value, state.stats_since)
+    return RolloutFigures(
+        # The flag,
+        ml_enabled=state.enabled,
+        ml_traffic_percentage=state.percentage,
+        fallback_on_error=state.fallback_on_error,
+        shadow_rate=state.shadow_rate,
+        # and how ML answered since its stats were reset.
+        health=verdict(stats, state, settings).status,
+        ml_requests=stats.ml_requests,
+        ml_success_rate=stats.ml_success_rate,
+    )
+
+
+def summary(session: Session, settings: Settings) -> Summary:
+    """Totals, the 24 h and 7 d figures, the rollout, the anomaly count.
 
     Each row is read once: the last 24 h and the 6 days before are two ranges of the
     (family, created_at) index, each with plain sums (the 7 d figures add both up), the 24 h
@@ -366,16 +468,14 @@ def summary(session: Session, settings: Settings) -> dict[str, Any]:
     """
     family = settings.family.value
     now = utcnow()
-    task = _task(family)
-    state = rollout.read_state(session, settings)
-    flag_stats = rollout.stats(session, family, state.stats_since)
+    rules = get_family(family).rules
     since_24h, since_7d = now - timedelta(hours=24), now - timedelta(hours=168)
     threshold = settings.anomaly_threshold
 
     def columns(safe: bool) -> list[ColumnElement[Any]]:
-        return [*_quality_columns(task, safe), *_lift_columns(task, safe)]
+        return [*_quality_columns(rules, safe), *_lift_columns(rules, safe)]
 
-    anomaly_count = func.count(_when(P.error > threshold)).label("anomalies")
+    anomaly_count = func.count(when(P.error > threshold)).label("anomalies")
     (last_24h,) = _aggregates(
         session,
         lambda safe: select(*columns(safe), anomaly_count).where(_window(family, since_24h)),
@@ -387,22 +487,14 @@ def summary(session: Session, settings: Settings) -> dict[str, Any]:
         ),
     )
     older = session.scalar(select(func.count()).where(P.family == family, P.created_at < since_7d))
-    week = _Sums(last_24h, days_2_to_7)
-    return {
-        "family": family,
-        "total_predictions": int(older or 0) + int(week.count or 0),
-        "metrics_24h": _window_figures(last_24h, family, 24, task),
-        "metrics_7d": _window_figures(week, family, 168, task),
-        "feature_flags": {
-            "ml_enabled": state.enabled,
-            "ml_traffic_percentage": state.percentage,
-            "fallback_on_error": state.fallback_on_error,
-            "shadow_rate": state.shadow_rate,
-            "ml_requests": flag_stats["ml_requests"],
-            "ml_success_rate": flag_stats["ml_success_rate"],
-            "health": rollout.health(flag_stats, state, settings)["status"],
-        },
-        "anomaly_threshold": threshold,
-        "anomalies_count": int(last_24h.anomalies or 0),
-        "timestamp": now.isoformat() + "Z",
-    }
+    day, week = _Sums(last_24h), _Sums(last_24h, days_2_to_7)
+    return Summary(
+        family=family,
+        total_predictions=int(older or 0) + int(week["count"] or 0),
+        metrics_24h=_window_metrics(day, family, 24),
+        metrics_7d=_window_metrics(week, family, 168),
+        feature_flags=_rollout(session, settings),
+        anomaly_threshold=threshold,
+        anomalies_count=int(day["anomalies"] or 0),
+        timestamp=now.isoformat() + "Z",
+    )

@@ -42,6 +42,8 @@ def test_outcomes_join_predictions_by_request_and_booking(trained_client):
         ({"actuals": [{"request_id": "x"}]}, "Field required"),
         ({"actuals": []}, "at least 1 item"),
         ({"actuals": [{"request_id": "", "actual": 1}]}, "at least 1 character"),
+        # The served model's domain (InvalidActual, mapped to 422 once, in api/errors.py).
+        ({"actuals": [{"request_id": "x", "actual": 2}]}, "a label: 0 or 1"),
     ],
 )
 def test_malformed_outcomes_are_422(client, payload, fragment):

@@ -42,6 +42,8 @@ def test_latest_drift_is_the_newest_row_of_the_served_family(client):
     assert body["feature_scores"] == {"feature1": 0.31, "feature2": 0.02}
     assert (body["reference_rows"], body["current_rows"]) == (800, 200)
     assert body["report_path"] == "/reports/drift.html"
+    # As stored: UTC without an offset.
+    assert body["created_at"] == (now - timedelta(minutes=5)).isoformat()
 
 
 def test_dashboard_page_and_assets_are_served(client):

@@ -34,6 +34,9 @@ def test_metrics_equal_scikit_learn_through_the_api(delay_client):
     assert m["period_hours"] == 24 and m["count"] == 120 and m["labeled_count"] == 100
     assert m["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), abs=1e-6)
     assert m["r2"] == pytest.approx(r2_score(y_true, y_pred), abs=1e-6)
+    # A classifier's figures are left out of a regression's answer, not null.
+    assert not {"precision", "recall", "f1"} & set(m)
+    assert m["lift"] == {"count": 0, "metric": "mae", "ml": None, "fallback": None, "lift": None}
 
 
 def test_daily_predictions_anomalies_summary(delay_client):

@@ -544,15 +544,14 @@ def test_an_extreme_stored_outcome_keeps_monitoring_finite(client):
 
 
 def test_monitoring_overflow_is_safe_in_python_too():
+    from ia_continu.families.tasks import RegressionRules
     from ia_continu.watch import quality
 
     # 100 rows of 1e153: Σa² is finite (1e308) but (Σa)² is not.
-    class Row:
-        count = labeled = 100
-        sum_confidence = sum_latency_ms = 100.0
-        sum_abs, ss_res, sum_a, sum_a2, accurate = 1e155, 1e308, 1e155, 1e308, 0
+    sums = {"count": 100, "labeled": 100, "sum_confidence": 100.0, "sum_latency_ms": 100.0}
+    sums |= {"sum_abs": 1e155, "ss_res": 1e308, "sum_a": 1e155, "sum_a2": 1e308, "accurate": 0}
 
-    out = quality._finish(Row(), "regression")
+    out = quality._figures(sums, RegressionRules())
     assert all(v is None or math.isfinite(v) for v in out.values())
 
 

@@ -46,7 +46,7 @@ def test_delay_metrics_equal_scikit_learn(settings_factory, engine):
     settings = settings_factory(family="delay")
     rows, y_pred, y_true = _seed(engine, settings, "delay")
     with session_scope(engine) as s:
-        m = quality.window_metrics(s, "delay", 24)
+        m = quality.window_metrics(s, "delay", 24).model_dump()
     assert m["count"] == 400 and m["labeled_count"] == 300
     assert m["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), **APPROX)
     assert m["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y_true, y_pred)), **APPROX)
@@ -62,7 +62,7 @@ def test_delay_metrics_equal_scikit_learn(settings_factory, engine):
 def test_classification_metrics_equal_scikit_learn(settings, engine):
     _, y_pred, y_true = _seed(engine, settings, "classification", seed=1)
     with session_scope(engine) as s:
-        m = quality.window_metrics(s, "classification", 24)
+        m = quality.window_metrics(s, "classification", 24).model_dump()
     assert m["accuracy_rate"] == pytest.approx(accuracy_score(y_true, y_pred), **APPROX)
     assert m["precision"] == pytest.approx(precision_score(y_true, y_pred), **APPROX)
     assert m["recall"] == pytest.approx(recall_score(y_true, y_pred), **APPROX)
@@ -76,12 +76,12 @@ def test_shadow_lift_compares_ml_and_fallback_on_the_same_rows(settings_factory,
     ml = np.array([r["ml_prediction"] for r in rows[:150]])
     fb = np.array([r["fallback_prediction"] for r in rows[:150]])
     with session_scope(engine) as s:
-        lift = quality.window_metrics(s, "delay", 24)["lift"]
-    assert lift["count"] == 150 and lift["metric"] == "mae"
-    assert lift["ml"] == pytest.approx(mean_absolute_error(y_true, ml), **APPROX)
-    assert lift["fallback"] == pytest.approx(mean_absolute_error(y_true, fb), **APPROX)
+        lift = quality.window_metrics(s, "delay", 24).lift
+    assert lift.count == 150 and lift.metric == "mae"
+    assert lift.ml == pytest.approx(mean_absolute_error(y_true, ml), **APPROX)
+    assert lift.fallback == pytest.approx(mean_absolute_error(y_true, fb), **APPROX)
     expected = mean_absolute_error(y_true, fb) - mean_absolute_error(y_true, ml)
-    assert lift["lift"] == pytest.approx(expected, **APPROX)
+    assert lift.lift == pytest.approx(expected, **APPROX)
 
 
 def test_window_excludes_older_rows_and_empty_window_has_no_metrics(settings, engine):
@@ -93,8 +93,8 @@ def test_window_excludes_older_rows_and_empty_window_has_no_metrics(settings, en
     with session_scope(engine) as s:
         day = quality.window_metrics(s, "classification", 24)
         week = quality.window_metrics(s, "classification", 168)
-    assert day["count"] == 0 and day["mae"] is None and day["r2"] is None
-    assert week["count"] == 5
+    assert day.count == 0 and day.mae is None and day.r2 is None
+    assert week.count == 5
 
 
 def test_daily_buckets_by_utc_day_and_fills_quiet_days(settings, engine):
@@ -107,8 +107,8 @@ def test_daily_buckets_by_utc_day_and_fills_quiet_days(settings, engine):
     )
     with session_scope(engine) as s:
         days = quality.daily_metrics(s, "classification", 7)
-    assert len(days) == 7 and days[-1]["date"] == now.date().isoformat()
-    by_date = {d["date"]: d["count"] for d in days}
+    assert len(days) == 7 and days[-1].date == now.date().isoformat()
+    by_date = {d.date: d.count for d in days}
     # Rows are spaced a second apart backwards from their instant: around midnight they
     # may straddle two days, so compare totals per the same rule SQL applies.
     assert sum(by_date.values()) == 5
@@ -121,16 +121,16 @@ def test_anomalies_are_errors_above_the_threshold(settings_factory, engine):
     errors = np.abs(y_pred - y_true)
     with session_scope(engine) as s:
         found = quality.anomalies(s, "delay", 4.0, limit=10)
-    assert found["count"] == int(np.sum(errors > 4.0))
-    listed = [a["error"] for a in found["anomalies"]]
-    assert listed == sorted(listed, reverse=True) and len(listed) == min(10, found["count"])
+    assert found.count == int(np.sum(errors > 4.0))
+    listed = [a.error for a in found.anomalies]
+    assert listed == sorted(listed, reverse=True) and len(listed) == min(10, found.count)
 
 
-def test_summary_has_seed_001_shape(settings, engine):
+def test_summary_has_totals_windows_rollout_and_anomalies(settings, engine):
     _seed(engine, settings, "classification", n=20, labeled=10, seed=6)
     with session_scope(engine) as s:
-        out = quality.summary(s, settings)
-        recent = quality.recent_predictions(s, "classification", 5)
+        out = quality.summary(s, settings).model_dump()
+        recent = [r.model_dump() for r in quality.recent_predictions(s, "classification", 5)]
     assert set(out) >= {
         "total_predictions",
         "metrics_24h",
@@ -188,10 +188,10 @@ def test_summary_windows_equal_window_metrics(settings_factory, engine, family):
     with session_scope(engine) as s:
         record_actuals(s, settings, outcomes)
     with session_scope(engine) as s:
-        out = quality.summary(s, settings)
-        day = quality.window_metrics(s, family, 24)
-        week = quality.window_metrics(s, family, 168)
-        found = quality.anomalies(s, family, settings.anomaly_threshold, 24, limit=0)
+        out = quality.summary(s, settings).model_dump()
+        day = quality.window_metrics(s, family, 24).model_dump()
+        week = quality.window_metrics(s, family, 168).model_dump()
+        found = quality.anomalies(s, family, settings.anomaly_threshold, 24, limit=0).model_dump()
     assert out["total_predictions"] == 180
     assert out["metrics_24h"]["count"] == 60 and out["metrics_7d"]["count"] == 120
     assert out["metrics_7d"]["labeled_count"] == 80 and out["metrics_7d"]["lift"]["count"] == 80
