@@ -96,7 +96,7 @@ def machine() -> dict[str, Any]:
 
 # --- 1, 2, 5: serving ---------------------------------------------------------------------
 def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Namespace) -> None:
-    from ia_continu.serve import rollout
+    from ia_continu.serve import flag
     from ia_continu.store.engine import session_scope
 
     g = f"serve/{family}"
@@ -133,7 +133,7 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
 
     def set_percentage(pct: float) -> None:
         with session_scope(engine) as session:
-            rollout.update_state(session, settings, percentage=pct)
+            flag.update_state(session, settings, percentage=pct)
         time.sleep(settings.rollout_cache_seconds + 1.0)  # every replica's cache refreshed
 
     predict_body = {"features": row}
@@ -290,7 +290,7 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
 def bench_database(env: BenchEnv, backend: str, report: Report, args: argparse.Namespace) -> None:
     from ia_continu.store.engine import session_scope
     from ia_continu.truth.actuals import record_actuals
-    from ia_continu.watch.drift import run_drift_check
+    from ia_continu.watch.drift import RecentInputs, run_drift_check
     from ia_continu.watch.quality import summary
 
     g = f"db/{backend}"
@@ -332,7 +332,7 @@ def bench_database(env: BenchEnv, backend: str, report: Report, args: argparse.N
     value = statistics.median(times)
     report.add(
         g,
-        f"monitoring summary() over {out['total_predictions']:,} predictions",
+        f"monitoring summary() over {out.total_predictions:,} predictions",
         value,
         "s",
         target="< 1 s",
@@ -352,7 +352,7 @@ def bench_database(env: BenchEnv, backend: str, report: Report, args: argparse.N
         value,
         "s",
         target="< 5 s",
-        met=value < 5 and result["updated"] == n,
+        met=value < 5 and result.updated == n,
         note=f"{result['updated']:,} rows updated",
     )
 
@@ -361,7 +361,7 @@ def bench_database(env: BenchEnv, backend: str, report: Report, args: argparse.N
 
     import_s = time.perf_counter() - started
     started = time.perf_counter()
-    drift = run_drift_check(settings, engine, hours=24, max_rows=100_000)
+    drift = run_drift_check(settings, engine, RecentInputs(hours=24, max_rows=100_000))
     value = time.perf_counter() - started
     report.add(
         g,
