@@ -200,7 +200,7 @@ def _retrain_locked(
     import sklearn
 
     started = time.perf_counter()
-    family = get_family(settings.family)
+    family = get_family(settings.family, settings)
     with session_scope(engine) as session:
         data = load_dataset(session, family, generation_id)
         champion = registry.champion_version(session, family.name)

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
+from ia_continu.families.base import Scores
 from ia_continu.learn import registry
 from ia_continu.store.engine import session_scope
 
@@ -31,7 +33,7 @@ RETRY_SECONDS = 30.0
 class ServedModel:
     version: str
     pipeline: Any
-    score: Callable  # X -> Scores
+    score: Callable[[np.ndarray], Scores]
 
 
 class ModelHolder:
@@ -43,7 +45,7 @@ class ModelHolder:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.family: ModelFamily = get_family(settings.family)
+        self.family: ModelFamily = get_family(settings.family, settings)
         self.current: ServedModel | None = None  # replaced whole: readers never see a mix
         self.champion_version: str | None = None
         self.load_error: str | None = None
@@ -75,8 +77,6 @@ class ModelHolder:
                 pipeline = registry.load_pipeline(self.settings, version)
                 scorer = self.family.compile_scorer(pipeline)
                 # Score one synthetic row now: a corrupt artifact fails here, not on traffic.
-                import numpy as np
-
                 scorer(np.zeros((1, self.family.n_features)))
             except Exception as exc:
                 self.load_error = f"champion {version} failed to load: {type(exc).__name__}: {exc}"
