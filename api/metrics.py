@@ -1,4 +1,4 @@
-"""Prometheus metrics (seed 002 section 3.6) and the ``/metrics`` exposition.
+"""Prometheus metrics (predictions, latency, rollout, prediction log) and ``/metrics``.
 
 With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``scripts/run.sh`` does): the
 client then writes each process's samples to that folder and ``/metrics`` aggregates them, so
@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prometheus_client import (
@@ -24,11 +24,15 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ia_continu.vocab import Decision, ServedBy
 
 if TYPE_CHECKING:
     from ia_continu.config import Settings
     from ia_continu.log.writer import PredictionLogWriter
     from ia_continu.serve.champion import ModelHolder
+    from ia_continu.serve.flag import RolloutState
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -70,7 +74,7 @@ model_info = Gauge(
     "champion_version", "Champion version served by this process", multiprocess_mode="livemax"
 )
 
-_bound: dict = {}
+_bound: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
@@ -83,12 +87,12 @@ def observe_predictions(decisions: np.ndarray, seconds: float, version: str | No
     family = settings.family.value if settings else "unknown"
     values, counts = np.unique(decisions.astype(str), return_counts=True)
     for decision, count in zip(values.tolist(), counts.tolist(), strict=True):
-        served_by = "ml" if decision == "ml" else "fallback"
+        served_by = ServedBy.ml if decision == Decision.ml else ServedBy.fallback
         predictions_total.labels(family, served_by, decision).inc(count)
     prediction_latency.labels(family).observe(seconds)
 
 
-def refresh_gauges(rollout_state=None) -> None:
+def refresh_gauges(rollout_state: RolloutState | None = None) -> None:
     holder, writer = _bound.get("holder"), _bound.get("writer")
     if holder is not None:
         active_models.set(1 if holder.current is not None else 0)
@@ -103,7 +107,7 @@ def refresh_gauges(rollout_state=None) -> None:
         if delta > 0:
             log_written.inc(delta)
     if rollout_state is not None:
-        rollout_percentage.set(rollout_state.percentage if rollout_state.enabled else 0)
+        rollout_percentage.set(rollout_state.ml_percentage)
         rollout_enabled.set(1 if rollout_state.enabled else 0)
 
 
@@ -135,17 +139,17 @@ class HttpMetricsMiddleware:
     a scan of random URLs cannot blow up the number of series.
     """
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status_holder = {"code": 500}
 
-        async def send_wrapper(message) -> None:
+        async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["code"] = message["status"]
             await send(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -13,11 +14,12 @@ from api.ratelimit import RateLimiter
 from ia_continu.config import Settings
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.redact import protect, redact
-from ia_continu.serve import rollout
 from ia_continu.serve.champion import ModelHolder
+from ia_continu.serve.flag import RolloutCache
 from ia_continu.serve.predictor import Predictor
 from ia_continu.store import migrate
 from ia_continu.store.engine import make_engine
+from ia_continu.watch.rollout_health import ErrorRateAlarm
 from notifications import Alert, Severity, notify
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     holder: ModelHolder
-    flags: rollout.RolloutCache
+    flags: RolloutCache
     writer: PredictionLogWriter
     predictor: Predictor
     limiter: RateLimiter
@@ -79,7 +81,7 @@ class Runtime:
         except Exception as exc:  # registry unreachable: start on the fallback, say so
             holder.load_error = redact(f"champion lookup failed: {exc}")
             log.error(holder.load_error)
-        flags = rollout.RolloutCache(engine, settings)
+        flags = RolloutCache(engine, settings)
         flags.start()
         writer = PredictionLogWriter(
             engine,
@@ -89,7 +91,7 @@ class Runtime:
             spool_dir=settings.data_dir / "spool",
         )
         writer.start()
-        alarm = rollout.ErrorRateAlarm(
+        alarm = ErrorRateAlarm(
             settings,
             lambda rate, ml, failures: alert(
                 Alert(
@@ -124,7 +126,7 @@ class Runtime:
         self.engine.dispose()
 
 
-def _alerter(settings: Settings):
+def _alerter(settings: Settings) -> Callable[[Alert], None]:
     """notify() bound to this process's settings (webhook URL and cooldown)."""
     url = settings.discord_webhook_url.get_secret_value() if settings.discord_webhook_url else None
 

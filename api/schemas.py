@@ -13,6 +13,7 @@ from ia_continu.learn.registry import (
     ChampionHistoryEntry,
     ModelVersionInfo,
 )
+from ia_continu.vocab import Decision, ServedBy
 
 # A feature: finite, and bounded so that no int is too large for a float and no product in
 # a model overflows. Each family's validate() applies its own, tighter, domain bounds.
@@ -175,8 +176,8 @@ class PredictionPublic(BaseModel):
     confidence: float
     timestamp: str
     request_id: str
-    served_by: Literal["ml", "fallback"]
-    decision: str
+    served_by: ServedBy
+    decision: Decision
     latency_ms: float
     probability: float | None = None
     risk_level: str | None = None
@@ -199,8 +200,8 @@ class PredictBatchPublic(BaseModel):
     request_ids: list[str]
     predictions: list[float | int]
     confidence: list[float]
-    served_by: list[str]
-    decision: list[str]
+    served_by: list[ServedBy]
+    decision: list[Decision]
     risk_level: list[str | None] | None = None
 
 

@@ -1,4 +1,6 @@
-# The Prefect worker that runs ia-continu's flows (deployments of prefect.yaml, process pool).
+# The Prefect worker that runs ia-continu's flows (deployments of prefect.yaml): on the process
+# pool in docker-compose, on the Kubernetes pool in deploy/k8s (where it is also the image of
+# the flow-run Jobs). docker/worker-entrypoint.sh says how the pool is chosen.
 #
 #   docker build -f docker/worker.Dockerfile -t ia-continu-worker .
 FROM python:3.11-slim

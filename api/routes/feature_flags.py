@@ -1,68 +1,83 @@
-"""Seed 000's feature-flag endpoints: read and change the ML rollout shared by every replica."""
+"""The ML rollout flag's endpoints: read it, change it (admin), and see how ML is doing.
+
+The flag is shared by every replica (``ia_continu.serve.flag``); a change made here reaches
+this replica at once and the others within ``rollout_cache_seconds``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from api.deps import Admin, RuntimeDep, SessionDep
 from api.guards import KeyFirstRoute
-from ia_continu.serve import rollout
+from api.runtime import Runtime
+from api.schemas import (
+    ConfigRequest,
+    EnableRequest,
+    PercentageRequest,
+    RolloutChangePublic,
+    RolloutConfigPublic,
+    RolloutHealthPublic,
+    RolloutStatsPublic,
+    RolloutStatusPublic,
+)
+from ia_continu.errors import InvalidInput
+from ia_continu.serve import flag
+from ia_continu.watch.rollout_health import RolloutHealth, RolloutStats, rollout_stats, verdict
 
 router = APIRouter(prefix="/api/feature-flags", tags=["rollout"], route_class=KeyFirstRoute)
 
-Percentage = Field(ge=0, le=100, description="share of requests routed to ML, 0..100")
 
-
-class EnableRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    percentage: float | None = Field(
-        None, ge=0, le=100, description="keep the current share if absent"
+def _stats_public(stats: RolloutStats) -> RolloutStatsPublic:
+    return RolloutStatsPublic(
+        total_requests=stats.total_requests,
+        ml_requests=stats.ml_requests,
+        ml_successes=stats.ml_successes,
+        ml_failures=stats.ml_failures,
+        fallback_requests=stats.fallback_requests,
+        shadow_requests=stats.shadow_requests,
+        ml_success_rate=stats.ml_success_rate,
+        ml_usage_rate=stats.ml_usage_rate,
+        since=stats.since.isoformat(),
     )
 
 
-class PercentageRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    percentage: float = Percentage
-
-
-class ConfigRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    fallback_on_error: bool | None = Field(
-        None, description="answer with the heuristic when ML fails"
-    )
-    shadow_rate: float | None = Field(
-        None, ge=0, le=1, description="share of requests scored by both ML and the fallback"
+def _health_public(health: RolloutHealth) -> RolloutHealthPublic:
+    return RolloutHealthPublic(
+        status=health.status,
+        reason=health.reason,
+        success_rate=health.success_rate,
+        error_rate=health.error_rate,
+        ml_requests=health.ml_requests,
     )
 
 
-def _status(runtime, session) -> dict[str, Any]:
+def _status(runtime: Runtime, session: Session) -> RolloutStatusPublic:
     # Rows answered a moment ago may still wait in the writer's queue; make them count.
     runtime.writer.flush(timeout=2.0)
-    state = rollout.read_state(session, runtime.settings)
-    stats = rollout.stats(session, runtime.settings.family.value, state.stats_since)
-    return {
-        "family": runtime.settings.family.value,
-        "config": {
-            "ML_ENABLED": state.enabled,
-            "ML_TRAFFIC_PERCENTAGE": state.percentage,
-            "FALLBACK_ON_ERROR": state.fallback_on_error,
-            "SHADOW_RATE": state.shadow_rate,
-        },
-        "stats": stats,
-        "health": rollout.health(stats, state, runtime.settings),
-        "updated_at": state.updated_at.isoformat(),
-    }
+    settings = runtime.settings
+    state = flag.read_state(session, settings)
+    stats = rollout_stats(session, settings.family.value, state.stats_since)
+    return RolloutStatusPublic(
+        family=settings.family.value,
+        config=RolloutConfigPublic(
+            ml_enabled=state.enabled,
+            ml_traffic_percentage=state.percentage,
+            fallback_on_error=state.fallback_on_error,
+            shadow_rate=state.shadow_rate,
+        ),
+        stats=_stats_public(stats),
+        health=_health_public(verdict(stats, state, settings)),
+        updated_at=state.updated_at.isoformat(),
+    )
 
 
-def _change(runtime, session, message: str, **changes: Any) -> dict[str, Any]:
-    rollout.update_state(session, runtime.settings, **changes)
+def _changed(runtime: Runtime, session: Session, message: str) -> RolloutChangePublic:
     # Commit before invalidating, so this replica's cache re-reads the new row at once.
     session.commit()
     runtime.flags.invalidate()
-    return {"success": True, "message": message, "status": _status(runtime, session)}
+    return RolloutChangePublic(success=True, message=message, status=_status(runtime, session))
 
 
 def _pct(value: float) -> str:
@@ -70,65 +85,61 @@ def _pct(value: float) -> str:
 
 
 @router.get("/status")
-def get_status(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+def get_status(runtime: RuntimeDep, session: SessionDep) -> RolloutStatusPublic:
     return _status(runtime, session)
 
 
 @router.get("/ml/health")
-def ml_health(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
-    return _status(runtime, session)["health"]
+def ml_health(runtime: RuntimeDep, session: SessionDep) -> RolloutHealthPublic:
+    return _status(runtime, session).health
 
 
 @router.post("/ml/enable", dependencies=[Admin])
 def enable(
     runtime: RuntimeDep, session: SessionDep, body: EnableRequest | None = None
-) -> dict[str, Any]:
-    body = body or EnableRequest()
-    percentage = body.percentage
+) -> RolloutChangePublic:
+    percentage = body.percentage if body is not None else None
     if percentage is None:
-        percentage = rollout.read_state(session, runtime.settings).percentage
-    return _change(
-        runtime, session, f"ML enabled at {_pct(percentage)}", enabled=True, percentage=percentage
-    )
+        percentage = flag.read_state(session, runtime.settings).percentage
+    flag.update_state(session, runtime.settings, enabled=True, percentage=percentage)
+    return _changed(runtime, session, f"ML enabled at {_pct(percentage)}")
 
 
 @router.post("/ml/disable", dependencies=[Admin])
-def disable(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
-    return _change(
-        runtime, session, "ML disabled: the fallback answers every request", enabled=False
-    )
+def disable(runtime: RuntimeDep, session: SessionDep) -> RolloutChangePublic:
+    flag.update_state(session, runtime.settings, enabled=False)
+    return _changed(runtime, session, "ML disabled: the fallback answers every request")
 
 
 @router.post("/ml/percentage", dependencies=[Admin])
 def set_percentage(
     body: PercentageRequest, runtime: RuntimeDep, session: SessionDep
-) -> dict[str, Any]:
-    state = rollout.read_state(session, runtime.settings)
+) -> RolloutChangePublic:
+    state = flag.read_state(session, runtime.settings)
     note = "" if state.enabled else " (ML is disabled: enable it to route traffic)"
-    return _change(
-        runtime,
-        session,
-        f"ML traffic set to {_pct(body.percentage)}{note}",
-        percentage=body.percentage,
-    )
+    flag.update_state(session, runtime.settings, percentage=body.percentage)
+    return _changed(runtime, session, f"ML traffic set to {_pct(body.percentage)}{note}")
 
 
 @router.post("/ml/config", dependencies=[Admin])
-def set_config(body: ConfigRequest, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
-    changes = body.model_dump(exclude_none=True)
-    if not changes:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "give fallback_on_error and/or shadow_rate"
-        )
-    said = ", ".join(f"{k}={v}" for k, v in changes.items())
-    return _change(runtime, session, f"rollout updated: {said}", **changes)
+def set_config(
+    body: ConfigRequest, runtime: RuntimeDep, session: SessionDep
+) -> RolloutChangePublic:
+    if body.fallback_on_error is None and body.shadow_rate is None:
+        raise InvalidInput("give fallback_on_error and/or shadow_rate")
+    flag.update_state(
+        session,
+        runtime.settings,
+        fallback_on_error=body.fallback_on_error,
+        shadow_rate=body.shadow_rate,
+    )
+    said = ", ".join(f"{k}={v}" for k, v in body.model_dump(exclude_none=True).items())
+    return _changed(runtime, session, f"rollout updated: {said}")
 
 
 @router.post("/reset-stats", dependencies=[Admin])
-def reset_stats(runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+def reset_stats(runtime: RuntimeDep, session: SessionDep) -> RolloutChangePublic:
     # Rows still queued belong to the period being closed: write them before moving the mark.
     runtime.writer.flush(timeout=2.0)
-    rollout.reset_stats(session, runtime.settings)
-    session.commit()
-    runtime.flags.invalidate()
-    return {"success": True, "message": "stats reset", "status": _status(runtime, session)}
+    flag.reset_stats(session, runtime.settings)
+    return _changed(runtime, session, "stats reset")

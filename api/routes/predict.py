@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, status
@@ -17,15 +18,12 @@ from api.schemas import (
     PredictRequest,
     first_invalid_identifier,
 )
-from ia_continu.families.base import InvalidFeatures
+from ia_continu.errors import InvalidFeatures, InvalidInput
+from ia_continu.serve.answers import Context
 from ia_continu.serve.inputs import matrix_from, row_from
-from ia_continu.serve.predictor import Context, ModelFailure
+from ia_continu.vocab import ServedBy
 
 router = APIRouter(tags=["predict"])
-
-
-def _as_label(family_task: str, value: float) -> float | int:
-    return int(value) if family_task == "classification" else round(value, 4)
 
 
 @router.post(
@@ -38,37 +36,30 @@ def _as_label(family_task: str, value: float) -> float | int:
     },
 )
 async def predict(body: PredictRequest, runtime: RuntimeDep) -> Response:
+    # Domain errors propagate (InvalidFeatures: 422, ModelFailure: 503): api/errors.py maps them.
     family = runtime.holder.family
-    try:
-        X = np.array([row_from(body.features, family)], dtype=float)
-        family.validate(X)
-    except InvalidFeatures as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    X = np.array([row_from(body.features, family)], dtype=float)
+    family.validate(X)
     ctx = body.context or body
     context = Context(
         [body.request_id], [ctx.booking_id or body.booking_id], [ctx.driver_id or body.driver_id]
     )
-    try:
-        result = runtime.predictor.predict(X, context).row(0)
-    except ModelFailure as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    result = runtime.predictor.predict(X, context).row(0)
     if not math.isfinite(result["prediction"]):
         raise _no_finite_answer()
-    result["prediction"] = _as_label(family.task, result["prediction"])
+    result["prediction"] = family.label(result["prediction"])
     # Serialised directly: the answer is built by our code from validated inputs, and
     # re-validating it against the response model cost more than the scoring itself.
     return _json_response(result)
 
 
-def _no_finite_answer() -> HTTPException:
+def _no_finite_answer() -> InvalidFeatures:
     # Bounded features and the predictor's guard (a non-finite ML answer falls back) keep
     # answers finite; if one still is not, refuse it rather than send `Infinity` (not JSON).
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, "no finite prediction for these features"
-    )
+    return InvalidFeatures("no finite prediction for these features")
 
 
-def _json_response(body: dict) -> Response:
+def _json_response(body: dict[str, Any]) -> Response:
     try:
         return Response(json.dumps(body, allow_nan=False), media_type="application/json")
     except ValueError:
@@ -102,7 +93,9 @@ _BATCH_DOC = {
 )
 async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
     # The body is parsed straight into numpy: a pydantic model per row costs ~3x more for
-    # 10,000 rows (../shared/STACK.md); validation is still strict, and errors say which part.
+    # 10,000 rows (measured); validation is still strict, and errors say which part.
+    # Input errors are InvalidInput (422, through api/errors.py); 413 and 415 stay
+    # HTTPExceptions: a per-call row limit and a media type are the HTTP edge's rules.
     family, settings = runtime.holder.family, runtime.settings
     # Checked before the body is read: rows sent as a form or text are refused outright.
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -114,18 +107,18 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
     try:
         payload = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as exc:  # incl. integers of 4,300+ digits
-        raise HTTPException(422, f"body is not valid JSON: {exc}") from None
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise HTTPException(422, "body is not valid JSON: nested too deeply") from None
+        raise InvalidInput("body is not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict) or "features" not in payload:
-        raise HTTPException(422, "body must be an object with a 'features' list of rows")
+        raise InvalidInput("body must be an object with a 'features' list of rows")
     rows = payload["features"]
     if isinstance(rows, list) and len(rows) > settings.max_batch_rows:
-        raise HTTPException(413, f"{len(rows)} rows: at most {settings.max_batch_rows} per call")
-    try:
-        X = matrix_from(rows, family)
-    except InvalidFeatures as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{len(rows)} rows: at most {settings.max_batch_rows} per call",
+        )
+    X = matrix_from(rows, family)
     n = len(X)
     columns: dict[str, list[str | None] | None] = {}
     for name in ("request_ids", "booking_ids", "driver_ids"):
@@ -134,16 +127,13 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
             columns[name] = None
             continue
         if not isinstance(values, list) or len(values) != n:
-            raise HTTPException(422, f"'{name}' must be a list with one entry per row ({n})")
+            raise InvalidInput(f"'{name}' must be a list with one entry per row ({n})")
         # The same rule as /predict's Identifier: strings only (no int), 1..100 characters,
         # no control character or lone surrogate (a row the database would refuse).
         if (invalid := first_invalid_identifier(values)) is not None:
-            raise HTTPException(422, f"'{name}'[{invalid[0]}]: identifier {invalid[1]}")
+            raise InvalidInput(f"'{name}'[{invalid[0]}]: identifier {invalid[1]}")
         columns[name] = values
-    try:
-        answers = runtime.predictor.predict(X, Context(**columns))
-    except ModelFailure as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    answers = runtime.predictor.predict(X, Context(**columns))
     # Built from the columns: no per-row dict on the way out either.
     by_ml = answers.by_ml
     prediction = answers.prediction
@@ -154,12 +144,10 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
         "model_version": answers.model_version if by_ml.any() else None,
         "timestamp": answers.created_at.isoformat() + "Z",
         "request_ids": answers.request_ids,
-        "predictions": (
-            prediction.astype(int) if family.task == "classification" else prediction.round(4)
-        ).tolist(),
+        "predictions": family.labels(prediction),
         "confidence": answers.confidence.round(6).tolist(),
-        "served_by": np.where(by_ml, "ml", "fallback").tolist(),
-        "decision": answers.decision.tolist(),
-        "risk_level": answers.risk_level if family.task == "regression" else None,
+        "served_by": np.where(by_ml, ServedBy.ml, ServedBy.fallback).tolist(),
+        "decision": answers.decision.tolist(),  # vocab.Decision members: strings in JSON
+        "risk_level": answers.risk_level,  # None unless the family grades its answers
     }
     return _json_response(body)

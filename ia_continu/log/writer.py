@@ -37,13 +37,13 @@ appears once per attempt, and an outcome posted for that id applies to every row
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,50 +51,13 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
+from ia_continu.log.rows import COLUMNS, FIRST_TIMESTAMP, LogRow, RowSource
 from ia_continu.store.tables import PredictionLog
 
 log = logging.getLogger(__name__)
 
-_DATETIME_FIELDS = ("created_at", "updated_at")
-_JSON_FIELDS = ("features", "contributing_factors")
-# What a prediction row carries when it is logged (the outcome columns come later).
-LOG_COLUMNS = (
-    "request_id",
-    "booking_id",
-    "driver_id",
-    "family",
-    "features",
-    "prediction",
-    "confidence",
-    "risk_level",
-    "contributing_factors",
-    "model_version",
-    "latency_ms",
-    "decision",
-    "served_by",
-    "rollout_percentage",
-    "ml_prediction",
-    "fallback_prediction",
-    "created_at",
-    "updated_at",
-)
-
-
-_JSON_POSITIONS = tuple(LOG_COLUMNS.index(c) for c in _JSON_FIELDS)
-_TIMESTAMPS = len(LOG_COLUMNS) - 2  # created_at and updated_at close every row
-assert LOG_COLUMNS[_TIMESTAMPS:] == _DATETIME_FIELDS
-
 # How long an idle writer waits before trying a spool whose replay failed again.
 _REPLAY_RETRY_SECONDS = 5.0
-
-
-def row_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A row as a mapping -> the writer's row: LOG_COLUMNS order, JSON columns encoded."""
-    values = [row.get(k) for k in LOG_COLUMNS]
-    for i in _JSON_POSITIONS:
-        if values[i] is not None:
-            values[i] = json.dumps(values[i])
-    return tuple(values)
 
 
 def _sqlite_timestamp(value: Any, cache: dict[datetime, str]) -> Any:
@@ -170,24 +133,24 @@ class PredictionLogWriter:
         self.dead_letter_dir = dead_letter_dir
         self._dead_letter_file: Path | None = None
         self._dead_letter_counts: dict[str, tuple[int, int]] = {}  # name -> (size, lines)
-        self._queue: deque[tuple[Any, ...]] = deque()
-        # Answers not yet expanded into rows (objects with ``rows()`` and ``len()``).
-        self._chunks: deque[Any] = deque()
+        self._queue: deque[LogRow] = deque()
+        # Answers not yet expanded into rows.
+        self._chunks: deque[RowSource] = deque()
         self._chunk_rows = 0
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._inflight = 0
-        self._batch: list[tuple[Any, ...]] = []
+        self._batch: list[LogRow] = []
         self._compiled: str | None = None
         self._backoff = 0.0
         self._replay_at: float | None = None  # monotonic time of the next replay attempt
-        # Figures for /health and /metrics.
+        # What the writer did: /health and /metrics show some of these figures; the others
+        # (spooled, failed_flushes, refused) are for whoever holds the writer (tests do).
         self.written = 0
         self.spooled = 0
         self.failed_flushes = 0
         self.last_error: str | None = None
-        self.last_error_at: float | None = None
         self.refused = 0  # rows the database refused, in this process
         self.last_refusal: str | None = None
         self.lost = 0  # refused rows that could not even be set aside, or never built
@@ -196,16 +159,15 @@ class PredictionLogWriter:
 
     # --- producer side (request path) ----------------------------------------------------
     def submit(self, rows: list[dict[str, Any]]) -> None:
-        """Queue rows given as mappings (column -> value)."""
-        prepared = [row_tuple(row) for row in rows]
+        """Queue rows given as mappings (column -> value, see ``LogRow.from_mapping``)."""
+        prepared = [LogRow.from_mapping(row) for row in rows]
         with self._cond:
             self._queue.extend(prepared)
             if len(self._queue) >= self.batch_size:
                 self._cond.notify()
 
-    def submit_chunk(self, chunk: Any) -> None:
-        """Queue a call's answers; ``chunk.rows()`` (tuples in LOG_COLUMNS order, JSON columns
-        encoded, see ``row_tuple``) runs later, in the writer thread."""
+    def submit_chunk(self, chunk: RowSource) -> None:
+        """Queue a call's answers; ``chunk.rows()`` runs later, in the writer thread."""
         with self._cond:
             self._chunks.append(chunk)
             self._chunk_rows += len(chunk)
@@ -220,7 +182,7 @@ class PredictionLogWriter:
         with self._cond:
             chunks = list(self._chunks)
             self._chunks.clear()
-        rows: list[tuple[Any, ...]] = []
+        rows: list[LogRow] = []
         taken = 0
         for chunk in chunks:
             n = len(chunk)
@@ -234,10 +196,6 @@ class PredictionLogWriter:
         with self._cond:
             self._queue.extend(rows)
             self._chunk_rows -= taken
-
-    @property
-    def healthy(self) -> bool:
-        return self.last_error is None
 
     @property
     def dead_lettered(self) -> int:
@@ -324,7 +282,6 @@ class PredictionLogWriter:
                     overflow = self._take_overflow()
                 self.failed_flushes += 1
                 self.last_error = describe(exc) if exc is not None else "write failed"
-                self.last_error_at = time.time()
                 if overflow:
                     self._spool(overflow)
                 if self._stopping:
@@ -347,9 +304,7 @@ class PredictionLogWriter:
                 self.last_error = None
                 self._replay_spools()
 
-    def _write_or_isolate(
-        self, rows: list[tuple[Any, ...]]
-    ) -> tuple[list[tuple[Any, ...]], BaseException | None]:
+    def _write_or_isolate(self, rows: list[LogRow]) -> tuple[list[LogRow], BaseException | None]:
         """Write ``rows``; set aside the ones the database refuses (permanent failure).
 
         Returns the rows still to write and why, when a transient failure stopped it: all of
@@ -367,7 +322,7 @@ class PredictionLogWriter:
         # Split the failed group in halves, depth first and in order, until the refused rows
         # stand alone. k bad rows among n cost about 2k·log2(n) small transactions. A lone row
         # is tried once more on its own before being set aside.
-        todo: deque[tuple[list[tuple[Any, ...]], BaseException | None]] = deque(
+        todo: deque[tuple[list[LogRow], BaseException | None]] = deque(
             [(rows, None if len(rows) == 1 else first)]
         )
         while todo:
@@ -389,36 +344,39 @@ class PredictionLogWriter:
             todo.extendleft([(group[mid:], None), (group[:mid], None)])
         return [], None
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, rows: list[LogRow]) -> None:
         # Straight to the driver's executemany with ready values: through SQLAlchemy's
         # per-row parameter processing, 10,000 rows cost ~4x the CPU.
+        params: Sequence[tuple[Any, ...]] = rows
         if self.engine.dialect.name == "sqlite":
             cache: dict[datetime, str] = {}
-            t = _TIMESTAMPS
-            rows = [
+            t = FIRST_TIMESTAMP
+            params = [
                 (*r[:t], _sqlite_timestamp(r[t], cache), _sqlite_timestamp(r[t + 1], cache))
                 for r in rows
             ]
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(self._statement(), rows)
+            conn.exec_driver_sql(self._statement(), params)
 
     def _statement(self) -> str:
         if self._compiled is None:
             mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
             self._compiled = (
-                f"INSERT INTO {PredictionLog.__tablename__} ({', '.join(LOG_COLUMNS)}) "
-                f"VALUES ({', '.join([mark] * len(LOG_COLUMNS))})"
+                f"INSERT INTO {PredictionLog.__tablename__} ({', '.join(COLUMNS)}) "
+                f"VALUES ({', '.join([mark] * len(COLUMNS))})"
             )
         return self._compiled
 
-    def _take_overflow(self) -> list[tuple[Any, ...]]:
+    def _take_overflow(self) -> list[LogRow]:
         extra = len(self._queue) - self.max_pending
         if extra <= 0 or self.spool_dir is None:
             return []
         return [self._queue.pop() for _ in range(extra)][::-1]
 
     # --- dead letter -----------------------------------------------------------------------
-    def _dead_letter(self, rows: list[Any], exc: BaseException | None, what: str = "row") -> None:
+    def _dead_letter(
+        self, rows: Sequence[Any], exc: BaseException | None, what: str = "row"
+    ) -> None:
         """Set refused rows aside, one JSON line each, with the error and the time."""
         error = describe(exc) if exc is not None else "refused"
         self.refused += len(rows)
@@ -481,7 +439,7 @@ class PredictionLogWriter:
         return sum(lines for _, lines in counts.values())
 
     # --- spool -----------------------------------------------------------------------------
-    def _spool(self, rows: list[tuple[Any, ...]]) -> None:
+    def _spool(self, rows: list[LogRow]) -> None:
         if self.spool_dir is None:
             log.error("prediction log: %d rows lost (no spool folder configured)", len(rows))
             return
@@ -517,16 +475,17 @@ class PredictionLogWriter:
                 path.rename(claimed)
             except FileNotFoundError:
                 continue
-            rows, unreadable = [], []
+            rows: list[LogRow] = []
+            unreadable: list[tuple[str, Exception]] = []
             for line in claimed.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
                 if not line.strip():
                     continue
                 try:
                     rows.append(_decode(json.loads(line)))
-                except Exception as exc:  # a torn or hand-edited line: keep it, skip it
-                    unreadable.append((line, exc))
-            for line, exc in unreadable:
-                self._dead_letter([line], exc, what="spool_line")
+                except Exception as torn:  # a torn or hand-edited line: keep it, skip it
+                    unreadable.append((line, torn))
+            for line, why_unreadable in unreadable:
+                self._dead_letter([line], why_unreadable, what="spool_line")
             written_before = self.written
             left, exc = self._write_or_isolate(rows) if rows else ([], None)
             if left:
@@ -569,21 +528,16 @@ class PredictionLogWriter:
 
 def _readable(row: Any) -> Any:
     """A row as the mapping ``submit`` takes (JSON columns decoded), for the dead-letter."""
-    if not isinstance(row, tuple) or len(row) != len(LOG_COLUMNS):
-        return row
-    out = dict(zip(LOG_COLUMNS, row, strict=True))
-    for name in _JSON_FIELDS:
-        if isinstance(out[name], str):
-            with contextlib.suppress(ValueError):  # else kept as text, as it was sent
-                out[name] = json.loads(out[name])
-    for name in _DATETIME_FIELDS:
-        if isinstance(out[name], datetime):
-            out[name] = out[name].isoformat()
-    return out
+    if isinstance(row, LogRow):
+        return row.readable()
+    if isinstance(row, tuple) and len(row) == len(COLUMNS):
+        return LogRow._make(row).readable()
+    return row
 
 
-def _spool_lines(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    lines, bad = [], []
+def _spool_lines(rows: list[LogRow]) -> tuple[list[str], list[LogRow]]:
+    lines: list[str] = []
+    bad: list[LogRow] = []
     for row in rows:
         try:
             lines.append(json.dumps(list(row), default=_encode) + "\n")
@@ -611,10 +565,11 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot spool {type(value).__name__}")
 
 
-def _decode(line: Any) -> tuple[Any, ...]:
+def _decode(line: Any) -> LogRow:
+    """A spool line (a JSON list in column order, or a mapping) -> a row."""
     if isinstance(line, dict):  # a row spooled as a mapping
-        line = list(row_tuple(line))
-    for i in range(_TIMESTAMPS, len(LOG_COLUMNS)):
+        line = list(LogRow.from_mapping(line))
+    for i in range(FIRST_TIMESTAMP, len(COLUMNS)):
         if isinstance(line[i], str):
             line[i] = datetime.fromisoformat(line[i])
-    return tuple(line)
+    return LogRow._make(line)

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from ia_continu.serve import rollout
+from ia_continu.serve import flag
+from ia_continu.serve.bucketing import in_share
 from ia_continu.store.engine import session_scope
 from tests.conftest import ADMIN
 
@@ -19,13 +20,13 @@ def _status(client) -> dict:
     return r.json()
 
 
-def _db_state(client) -> rollout.RolloutState:
+def _db_state(client) -> flag.RolloutState:
     runtime = client.app.state.runtime
     with session_scope(runtime.engine) as s:
-        return rollout.read_state(s, runtime.settings)
+        return flag.read_state(s, runtime.settings)
 
 
-def test_status_has_seed_000_shape(client):
+def test_status_has_config_stats_and_health(client):
     body = _status(client)
     assert body["config"] == {
         "ML_ENABLED": True,
@@ -105,7 +106,7 @@ def test_25_percent_through_the_real_predictor(trained_client):
     # Sticky: the same ids get the same decisions again, and they match in_share.
     again = client.post("/predict/batch", json=body).json()["decision"]
     assert again == decisions
-    assert [d == "ml" for d in decisions] == [rollout.in_share(i, 25) for i in ids]
+    assert [d == "ml" for d in decisions] == [in_share(i, 25) for i in ids]
 
     # 20,000 rows may take longer to write than the status route waits for (2 s).
     assert client.app.state.runtime.writer.flush(timeout=60)

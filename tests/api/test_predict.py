@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import PredictionLog
-from tests.conftest import train
+from tests.conftest import ADMIN, train
 
 
 def _logged(client, request_id=None):
@@ -177,3 +177,84 @@ def test_clean_shutdown_keeps_every_answered_prediction(make_client):
     with session_scope(runtime.engine) as s:
         logged = set(s.scalars(select(PredictionLog.request_id)).all())
     assert logged == set(ids)
+
+
+# Per family: training rows, feature rows to serve, the outcome of the i-th request, and the
+# lift's metric: (per-row figure, sign: +1 when a higher figure is better).
+SHADOW_CASES = [
+    pytest.param(
+        "classification",
+        1000,
+        [[0.3, -0.4], [-1.2, 0.5], [0.8, 0.9], [-0.1, -0.7]],
+        lambda i: float(i % 2),
+        ("accuracy", lambda p, y: p == y, +1),
+        id="classification",
+    ),
+    pytest.param(
+        "delay",
+        2000,
+        [[18.0, 8, 1, 2, 0.8], [3.5, 23, 6, 0, 0.1], [42.0, 17, 2, 1, 0.5]],
+        lambda i: 5.0 + (i % 7) * 3.0,
+        ("mae", lambda p, y: np.abs(p - y), -1),
+        id="delay",
+    ),
+]
+
+
+@pytest.mark.parametrize(("family", "samples", "rows", "outcome", "metric"), SHADOW_CASES)
+def test_shadow_rows_carry_both_answers_and_give_the_lift(
+    make_client, family, samples, rows, outcome, metric
+):
+    """Served through the real predictor with every request in the shadow sample: each logged
+    row keeps the ML and the fallback answer, whoever served it, and once the outcomes are
+    posted the monitoring lift compares the two on exactly those rows."""
+    from ia_continu.families import get_family
+
+    client = make_client(family=family)
+    train(client, samples=samples)
+    # Half the ids go to ML, half to the fallback: the shadow answer is the other one.
+    r = client.post("/api/feature-flags/ml/enable", json={"percentage": 50}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    r = client.post("/api/feature-flags/ml/config", json={"shadow_rate": 1.0}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+
+    X = [rows[i % len(rows)] for i in range(40)]
+    ids = [f"shadow-{family}-{i}" for i in range(40)]
+    batch = client.post("/predict/batch", json={"features": X[:-1], "request_ids": ids[:-1]})
+    assert batch.status_code == 200, batch.text
+    single = client.post("/predict", json={"features": X[-1], "request_id": ids[-1]})
+    assert single.status_code == 200, single.text
+    served_by = [*batch.json()["served_by"], single.json()["served_by"]]
+    assert set(served_by) == {"ml", "fallback"}
+
+    logged = {row.request_id: row for row in _logged(client)}
+    assert set(logged) == set(ids)
+    fallback = get_family(family).fallback(np.array(X, dtype=float)).prediction
+    for i, request_id in enumerate(ids):
+        row = logged[request_id]
+        assert row.ml_prediction is not None and row.fallback_prediction is not None
+        assert row.fallback_prediction == pytest.approx(fallback[i])
+        assert row.served_by == served_by[i]
+        served = row.ml_prediction if row.served_by == "ml" else row.fallback_prediction
+        assert row.prediction == pytest.approx(served)
+        assert row.decision == ("ml" if row.served_by == "ml" else "fallback_share")
+
+    actuals = {request_id: outcome(i) for i, request_id in enumerate(ids)}
+    r = client.post(
+        "/api/actuals",
+        json={"actuals": [{"request_id": k, "actual": v} for k, v in actuals.items()]},
+        headers=ADMIN,
+    )
+    assert r.status_code == 200 and r.json()["updated"] == len(ids), r.text
+
+    name, per_row, sign = metric
+    y = np.array([actuals[k] for k in ids])
+    ml = float(np.mean(per_row(np.array([logged[k].ml_prediction for k in ids]), y)))
+    fb = float(np.mean(per_row(np.array([logged[k].fallback_prediction for k in ids]), y)))
+    lift = client.get("/api/ml-monitoring/metrics", params={"hours": 1}).json()["lift"]
+    assert lift["count"] == len(ids) and lift["metric"] == name
+    assert lift["ml"] == pytest.approx(ml, abs=1e-6)
+    assert lift["fallback"] == pytest.approx(fb, abs=1e-6)
+    assert lift["lift"] == pytest.approx(sign * (ml - fb), abs=1e-6)
+    stats = client.get("/api/feature-flags/status").json()["stats"]
+    assert stats["shadow_requests"] == len(ids)

@@ -148,6 +148,22 @@ def test_secrets_only_by_reference(rendered):
         assert {"ia-continu-app", "ia-continu-mlflow", "ia-continu-prefect"} <= secrets
 
 
+def test_pods_meet_the_restricted_pod_security_standard(rendered):
+    """The prod namespace enforces "restricted": a pod that does not meet it is refused."""
+    overlay, _text, docs = rendered
+    for doc in docs:
+        if doc["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        where = (overlay, doc["metadata"]["name"])
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in _containers(doc):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+
+
 def test_dev_secrets_are_placeholders_marked_dev_only():
     for path in (K8S / "overlays" / "dev" / "secrets").glob("*.env"):
         text = path.read_text()

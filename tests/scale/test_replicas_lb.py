@@ -247,11 +247,6 @@ def test_three_replicas_behind_haproxy(tmp_path, pg_schema, services, key_prefix
     replicas = [f.result() for f in apis[:3]]
     pair = [f.result() for f in apis[3:]]
     figures["processes_ready_s"] = round(time.monotonic() - started_at, 1)
-    # The experiment gets the server's default artifact root (mlflow-artifacts:/, proxied to
-    # the object store). ensure_experiment (ia_continu/learn/tracking.py) still names a local
-    # folder when it creates one, so the experiment is created here first and found by it.
-    experiment = Settings(environment="test").mlflow_experiment
-    MlflowClient(tracking_uri=mlflow.url).create_experiment(experiment)
     lb = infra.start_haproxy(tmp_path, [r.url for r in replicas])
     services.append(lb)
     figures["start_s"] = round(time.monotonic() - started_at, 1)
@@ -264,7 +259,12 @@ def test_three_replicas_behind_haproxy(tmp_path, pg_schema, services, key_prefix
         assert r.status_code == 200, r.text
         r = http.post("/retrain", json={"force": True} if force else None, headers=ADMIN)
         assert r.status_code == 200, r.text
-    # The artifacts went through the MLflow server to the object store.
+    # The experiment was created by the first retrain (ensure_experiment) with the server's
+    # default root: artifacts go over HTTP through the MLflow server to the object store.
+    experiment = MlflowClient(tracking_uri=mlflow.url).get_experiment_by_name(
+        Settings(environment="test").mlflow_experiment
+    )
+    assert experiment.artifact_location.startswith("mlflow-artifacts:"), experiment
     import boto3
 
     keys = [
@@ -403,8 +403,11 @@ def test_three_replicas_behind_haproxy(tmp_path, pg_schema, services, key_prefix
         kill_after_s=round(time.monotonic() - killed_at, 1),
     )
     print("\nscale-out figures:", figures, flush=True)
-    # Routed around: a few in-flight requests fail at most, none once the check has seen it.
-    assert len(traffic.failed) <= traffic.threads and late_failures == [], figures
+    # Routed around: what fails is what was in flight on the killed replica (one request per
+    # client thread at most), plus any request that raced the balancer's discovery that its
+    # idle connections to it were closed; a connection refused is redispatched, not failed.
+    # Nothing fails once the health check (2 x 200 ms) has taken it out.
+    assert len(traffic.failed) <= 2 * traffic.threads and late_failures == [], figures
     assert sum(t > killed_at for t in answered_at.values()) > 0
     # Nothing is logged twice, nothing answered by a survivor is lost, and what the killed
     # replica lost was answered in its last flush windows before the kill.

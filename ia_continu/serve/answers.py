@@ -1,0 +1,239 @@
+"""What one call answers, column by column, and what the prediction log gets of it.
+
+A single prediction is a batch of one. Columns keep the hot path in numpy: a row as a mapping
+(``Answers.row``) is built only when asked for, and the log rows (``LogChunk.rows``) in the
+log writer's thread, off the request path.
+
+Shadow mode scores some rows with both ML and the fallback: ``merge`` serves each row the
+answer of whoever the rollout picked, and keeps both predictions for the log, where the lift
+of ML over the fallback is measured once the outcomes are known.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+
+from ia_continu.families.base import Scores
+from ia_continu.log.rows import LogRow, rows_from_columns
+from ia_continu.vocab import ServedBy
+
+
+@dataclass(slots=True)
+class Context:
+    """Per-row identifiers, as columns (one entry per row, or None for the whole column)."""
+
+    request_ids: list[str | None] | None = None
+    booking_ids: list[str | None] | None = None
+    driver_ids: list[str | None] | None = None
+
+
+@dataclass(slots=True)
+class Answers:
+    """The answers to one call, column by column."""
+
+    request_ids: list[str]
+    prediction: np.ndarray
+    confidence: np.ndarray
+    by_ml: np.ndarray  # bool: who answered each row
+    decision: np.ndarray  # object: each row's vocab.Decision, why
+    model_version: str | None  # the ML model's version (fallback rows say "fallback")
+    latency_ms: float  # per row
+    created_at: datetime
+    risk_level: list[str | None] | None = None
+    contributing_factors: list[dict[str, float] | None] | None = None
+    probability: np.ndarray | None = None  # NaN on the fallback's rows
+    ml_prediction: np.ndarray | None = None  # NaN where ML did not score the row
+    fallback_prediction: np.ndarray | None = None  # NaN where the fallback did not
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as the mapping ``/predict`` answers (before the label is formatted)."""
+        by_ml = bool(self.by_ml[i])
+        out = {
+            "request_id": self.request_ids[i],
+            "prediction": float(self.prediction[i]),
+            "confidence": round(float(self.confidence[i]), 6),
+            "model_version": self.model_version if by_ml else ServedBy.fallback,
+            "served_by": ServedBy.ml if by_ml else ServedBy.fallback,
+            "decision": self.decision[i],
+            "risk_level": self.risk_level[i] if self.risk_level else None,
+            "contributing_factors": (
+                self.contributing_factors[i] if self.contributing_factors else None
+            ),
+            "latency_ms": round(self.latency_ms, 4),
+            "timestamp": self.created_at.isoformat() + "Z",
+        }
+        if self.probability is not None and self.probability[i] == self.probability[i]:
+            out["probability"] = round(float(self.probability[i]), 6)  # ML rows only
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Spread:
+    """One scorer's answers over all n rows: NaN (numbers) or None elsewhere; every column
+    None when that scorer did not run."""
+
+    prediction: np.ndarray | None
+    confidence: np.ndarray | None
+    probability: np.ndarray | None
+    risk_level: list[Any] | None
+    contributing_factors: list[Any] | None
+
+
+def merge(
+    *,
+    request_ids: list[str],
+    decision: np.ndarray,
+    use_ml: np.ndarray,
+    ml: Scores | None,
+    ml_rows: np.ndarray,
+    fallback: Scores | None,
+    fallback_rows: np.ndarray,
+    model_version: str | None,
+    created_at: datetime,
+) -> Answers:
+    """Each row's answer from whoever ``use_ml`` says served it, both predictions kept.
+
+    ``ml`` scored the ``ml_rows`` and ``fallback`` the ``fallback_rows`` (boolean masks), and
+    together they cover every row. ``latency_ms`` is left at 0 for the caller to set.
+    """
+    n = len(request_ids)
+    ml_full = _spread(ml, ml_rows, n)
+    fb_full = _spread(fallback, fallback_rows, n)
+    prediction = _pick(use_ml, ml_full.prediction, fb_full.prediction)
+    confidence = _pick(use_ml, ml_full.confidence, fb_full.confidence)
+    assert prediction is not None and confidence is not None  # someone answered every row
+    return Answers(
+        request_ids=request_ids,
+        prediction=prediction,
+        confidence=confidence,
+        by_ml=use_ml,
+        decision=decision,
+        model_version=model_version,
+        latency_ms=0.0,
+        created_at=created_at,
+        risk_level=_pick_list(use_ml, ml_full.risk_level, fb_full.risk_level),
+        contributing_factors=_pick_list(
+            use_ml, ml_full.contributing_factors, fb_full.contributing_factors
+        ),
+        probability=_pick(use_ml, ml_full.probability, fb_full.probability),
+        ml_prediction=ml_full.prediction,
+        fallback_prediction=fb_full.prediction,
+    )
+
+
+_NOT_SCORED = _Spread(None, None, None, None, None)
+
+
+def _spread(scores: Scores | None, mask: np.ndarray, n: int) -> _Spread:
+    """Scores computed on the ``mask`` rows -> full-length columns."""
+    if scores is None:
+        return _NOT_SCORED
+    everywhere = bool(mask.all())
+
+    def numbers(values: np.ndarray) -> np.ndarray:
+        if everywhere:
+            return np.asarray(values, dtype=float)
+        full = np.full(n, np.nan)
+        full[mask] = values
+        return full
+
+    def objects(values: list[Any] | None) -> list[Any] | None:
+        if values is None:
+            return None
+        if everywhere:
+            return list(values)
+        full: list[Any] = [None] * n
+        for i, v in zip(np.flatnonzero(mask).tolist(), values, strict=True):
+            full[i] = v
+        return full
+
+    probability = scores.extra.get("probability")
+    return _Spread(
+        prediction=numbers(scores.prediction),
+        confidence=numbers(scores.confidence),
+        probability=numbers(probability) if probability is not None else None,
+        risk_level=objects(scores.risk_level),
+        contributing_factors=objects(scores.contributing_factors),
+    )
+
+
+def _pick(use_ml: np.ndarray, ml: np.ndarray | None, fb: np.ndarray | None) -> np.ndarray | None:
+    """The ML column where ML served the row, the fallback's elsewhere (NaN if it has none)."""
+    if ml is None:
+        if fb is None:
+            return None
+        return fb if not use_ml.any() else np.where(use_ml, np.nan, fb)
+    if fb is None:
+        return ml if use_ml.all() else np.where(use_ml, ml, np.nan)
+    return np.where(use_ml, ml, fb)
+
+
+def _pick_list(use_ml: np.ndarray, ml: list[Any] | None, fb: list[Any] | None) -> list[Any] | None:
+    """``_pick`` for object columns (None where the answerer has none)."""
+    if ml is None and fb is None:
+        return None
+    if use_ml.all() and ml is not None:
+        return ml
+    if not use_ml.any() and fb is not None:
+        return fb
+    none: list[Any] = [None] * len(use_ml)
+    a, b = ml or none, fb or none
+    return [x if m else y for m, x, y in zip(use_ml.tolist(), a, b, strict=True)]
+
+
+@dataclass(slots=True)
+class LogChunk:
+    """What the prediction log needs of one call; expanded into rows by the writer thread."""
+
+    family: str
+    features: np.ndarray
+    context: Context
+    answers: Answers
+    rollout_percentage: float
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def rows(self) -> list[LogRow]:
+        a, n = self.answers, len(self.answers)
+        none: list[Any] = [None] * n
+        by_ml = a.by_ml.tolist()
+        factors = a.contributing_factors or none
+        return rows_from_columns(
+            {
+                "request_id": a.request_ids,
+                "booking_id": self.context.booking_ids or none,
+                "driver_id": self.context.driver_ids or none,
+                "family": repeat(self.family, n),
+                "features": [json.dumps(x) for x in self.features.tolist()],
+                "prediction": a.prediction.tolist(),
+                "confidence": np.round(a.confidence, 6).tolist(),
+                "risk_level": a.risk_level or none,
+                "contributing_factors": [None if f is None else json.dumps(f) for f in factors],
+                # Fallback rows carry "fallback" as their model version.
+                "model_version": [a.model_version if m else ServedBy.fallback for m in by_ml],
+                "latency_ms": repeat(a.latency_ms, n),
+                "decision": a.decision.tolist(),
+                "served_by": [ServedBy.ml if m else ServedBy.fallback for m in by_ml],
+                "rollout_percentage": repeat(self.rollout_percentage, n),
+                "ml_prediction": _nan_to_none(a.ml_prediction, n),
+                "fallback_prediction": _nan_to_none(a.fallback_prediction, n),
+                "created_at": repeat(a.created_at, n),
+                "updated_at": repeat(a.created_at, n),
+            }
+        )
+
+
+def _nan_to_none(values: np.ndarray | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    return [None if v != v else v for v in values.tolist()]  # v != v: NaN
