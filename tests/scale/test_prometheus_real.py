@@ -78,20 +78,22 @@ def test_every_dashboard_query_answers_from_a_real_prometheus(settings_factory, 
     api = start_api(settings_env(settings), tmp_path)
     prometheus = None
     stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=api.url, timeout=30) as c:
+            i = 0
+            while not stop.is_set():
+                body = {"features": [0.3, -0.2], "request_id": f"bg-{i}"}
+                assert c.post("/predict", json=body).status_code == 200
+                i += 1
+                time.sleep(0.02)
+
+    http = httpx.Client(base_url=api.url, timeout=120)
+    feeder = threading.Thread(target=traffic, daemon=True)
     try:
         prometheus = infra.start_prometheus(tmp_path, api.url)
         prom = prometheus.url
-        http = httpx.Client(base_url=api.url, timeout=120)
-
-        def traffic() -> None:
-            with httpx.Client(base_url=api.url, timeout=30) as c:
-                i = 0
-                while not stop.is_set():
-                    c.post("/predict", json={"features": [0.3, -0.2], "request_id": f"bg-{i}"})
-                    i += 1
-                    time.sleep(0.02)
-
-        threading.Thread(target=traffic, daemon=True).start()
+        feeder.start()
 
         # Through the API: two datasets, two retrains, a rollback.
         for seed in (1, 2):
@@ -146,6 +148,9 @@ def test_every_dashboard_query_answers_from_a_real_prometheus(settings_factory, 
         assert not unknown, unknown
     finally:
         stop.set()
+        if feeder.is_alive():
+            feeder.join(30)
+        http.close()
         if prometheus is not None:
             prometheus.stop()
         api.stop()

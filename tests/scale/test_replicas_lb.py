@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -252,6 +253,7 @@ def test_three_replicas_behind_haproxy(tmp_path, pg_schema, services, key_prefix
     figures["start_s"] = round(time.monotonic() - started_at, 1)
 
     http = httpx.Client(base_url=lb.url, timeout=120)
+    services.append(SimpleNamespace(stop=http.close))
     for seed, force in ((1, False), (2, True)):
         r = http.post(
             "/generate", json={"samples": 1000, "seed": seed, "drift": False}, headers=ADMIN
