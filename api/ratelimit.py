@@ -50,6 +50,7 @@ import ipaddress
 import logging
 import math
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,14 +131,14 @@ def _key_of(address: IPAddress) -> str:
 _warned_rewrite = False
 
 
-def _forwarded_for(scope: dict[str, Any]) -> str | None:
+def _forwarded_for(scope: MutableMapping[str, Any]) -> str | None:
     values = [v for name, v in scope.get("headers", ()) if name == b"x-forwarded-for"]
     if not values:
         return None
     return b",".join(values).decode("latin-1")
 
 
-def client_key(scope: dict[str, Any], trusted: TrustedProxies) -> str:
+def client_key(scope: MutableMapping[str, Any], trusted: TrustedProxies) -> str:
     """The identity a limit counts against: see the module docstring."""
     global _warned_rewrite
     client = scope.get("client")
@@ -255,7 +256,7 @@ class _RedisCounters:
     def close(self) -> None:
         # Called from the lifespan's (synchronous) shutdown, inside the running loop: close the
         # pool's sockets without awaiting, so no "unclosed connection" is left behind.
-        pool = self.storage.bridge.storage.connection_pool
+        pool = self.storage.bridge.storage.connection_pool  # type: ignore[attr-defined]
         for connection in [*pool._available_connections, *pool._in_use_connections]:
             connection._close()
 

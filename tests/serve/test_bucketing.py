@@ -28,7 +28,9 @@ def test_same_request_id_same_decision_in_another_process():
         env={"PYTHONHASHSEED": "12345", "PATH": ""},
     )
     theirs = json.loads(out.stdout)
-    ours = [[bucketing.bucket(i), bucketing.in_share(i, 25.0), bucketing.in_share(i, 60.0)] for i in IDS]
+    ours = [
+        [bucketing.bucket(i), bucketing.in_share(i, 25.0), bucketing.in_share(i, 60.0)] for i in IDS
+    ]
     assert theirs == ours
 
 

@@ -26,7 +26,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:  # ia_continu.store.migrate always sets it
+            raise RuntimeError("alembic: no sqlalchemy.url and no connection handed over")
+        engine = create_engine(url, poolclass=pool.NullPool)
         with engine.begin() as connection:
             _run(connection)
         engine.dispose()
