@@ -11,7 +11,7 @@ figures judge the model, against which setting, is the task's (``ModelFamily.rul
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ia_continu.config import Settings
@@ -29,9 +29,6 @@ class RetrainDecision:
     degraded: bool
     forced: bool = False
     checks: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
