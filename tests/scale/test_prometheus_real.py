@@ -1,10 +1,11 @@
 """A real Prometheus (Debian's) scrapes a live API every second, and every PromQL query of the
 provisioned Grafana dashboard returns data.
 
-The model's life is driven both through the API and the way the Prefect worker does it (the
-domain's retrain called in another process, never through the API): the lifecycle series,
-read from the audit table at scrape time, count both; ``training_total``, a counter of the API
-process, only sees the first.
+Before anything has happened, every panel but the latency percentiles shows 0 rather than "No
+data". The model's life is then driven both through the API and the way the Prefect worker
+does it (the domain's retrain called in another process, never through the API): the
+lifecycle series, read from the audit table at scrape time, count both; ``training_total``, a
+counter of the API process, only sees the first.
 """
 
 from __future__ import annotations
@@ -93,6 +94,13 @@ def test_every_dashboard_query_answers_from_a_real_prometheus(settings_factory, 
     try:
         prometheus = infra.start_prometheus(tmp_path, api.url)
         prom = prometheus.url
+        # Before anything happened (no model, no prediction): the panels show 0, not "No
+        # data", except the latency quantiles (a percentile of nothing is not 0).
+        scrapes = _wait_value(prom, "max(count_over_time(up[1m]))", lambda v: v >= 3)
+        assert scrapes is not None and scrapes >= 3, scrapes
+        empty = [t for t, e in dashboard_queries() if not _query(prom, e)]
+        print(f"\nbefore any traffic, panels without data: {sorted(set(empty))}")
+        assert set(empty) <= {t for t, _ in dashboard_queries() if "latency" in t.lower()}, empty
         feeder.start()
 
         # Through the API: two datasets, two retrains, a rollback.
