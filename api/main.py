@@ -16,6 +16,7 @@ from api.metrics import HttpMetricsMiddleware
 from api.routes import (
     actuals,
     dashboard,
+    declared,
     drift,
     feature_flags,
     generate,
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predict,
         retrain,
         models,
+        declared,
         metrics_route,
         drift,
         dashboard,

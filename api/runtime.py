@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from api import metrics, metrics_db
 from api.ratelimit import RateLimiter
 from ia_continu.config import Settings
+from ia_continu.declared import Declaration, load_declarations
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.redact import protect, redact
 from ia_continu.serve.champion import ModelHolder
@@ -34,6 +35,9 @@ class Runtime:
     writer: PredictionLogWriter
     predictor: Predictor
     limiter: RateLimiter
+    # Declared models (built-ins plus IA_CONTINU_MODELS_DIR), checked at start; listed by
+    # GET /models/declared, not served yet.
+    declared: DeclaredModels
     started_at: float = field(default_factory=time.time)
     # /health's database check, cached for a second: Uptime Kuma, Prometheus and the dashboard
     # pinging together cost one query.
@@ -59,6 +63,9 @@ class Runtime:
         protect(settings)
         settings.check_production()
         logging.getLogger("ia_continu").setLevel(settings.log_level.upper())
+        # Before anything opens or starts: a malformed declaration stops the start with the
+        # loader's message (every file and field at fault), nothing to clean up.
+        declared = DeclaredModels.load(settings)
         engine = make_engine(settings.database_url, connect_retries=5)
         if settings.migrate_on_start:
             migrate.upgrade(engine)
@@ -115,7 +122,7 @@ class Runtime:
         metrics.bind_runtime(holder, writer, settings)
         metrics_db.bind(engine, settings)  # model events and quality, read at scrape time
         limiter = RateLimiter.from_settings(settings)
-        return cls(settings, engine, holder, flags, writer, predictor, limiter)
+        return cls(settings, engine, holder, flags, writer, predictor, limiter, declared)
 
     def stop(self) -> None:
         metrics_db.COLLECTOR.unbind(self.engine)
@@ -124,6 +131,26 @@ class Runtime:
         self.flags.stop()
         self.writer.stop()
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class DeclaredModels:
+    """The model declarations this process read at start, by name, and which are built in."""
+
+    models: dict[str, Declaration]
+    builtin: frozenset[str]
+
+    @classmethod
+    def load(cls, settings: Settings) -> DeclaredModels:
+        """Built-ins plus ``settings.models_dir``; raise DeclarationError naming each file and
+        field at fault. Checks only (schema, imports, parameters): nothing is fitted."""
+        prefixes = settings.estimator_prefixes
+        builtin = load_declarations(extra_prefixes=prefixes)
+        if settings.models_dir is None:
+            return cls(builtin, frozenset(builtin))
+        # Loaded together, so a user file reusing a built-in's name is refused too.
+        every = load_declarations(settings.models_dir, extra_prefixes=prefixes)
+        return cls(every, frozenset(builtin))
 
 
 def _alerter(settings: Settings) -> Callable[[Alert], None]:

@@ -173,6 +173,18 @@ class Settings(BaseSettings):
         description="delay family: a prediction is accurate when |error| < this",
     )
 
+    # --- declared models (preview: listed and checked at start, not served yet) -----------
+    models_dir: Path | None = Field(
+        None,
+        description="folder of model declarations (.toml files) added to the built-in ones; unset: "
+        "built-ins only. A malformed declaration stops the API's start",
+    )
+    allowed_estimator_prefixes: str = Field(
+        "",
+        description="module prefixes declarations may import estimators from besides sklearn "
+        "(comma-separated, e.g. xgboost,lightgbm): importing a module runs its code",
+    )
+
     # --- rollout (initial values; afterwards the DB row is the truth) ---------------------
     ml_enabled: bool = Field(True, description="initial rollout flag: ML on")
     ml_traffic_percentage: float = Field(
@@ -280,6 +292,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or a CIDR network") from None
         return ",".join(networks)
 
+    @field_validator("models_dir", mode="before")
+    @classmethod
+    def _blank_models_dir_is_none(cls, value: object) -> object:
+        # A blank value (docker-compose's ${VAR:-} when unset) means "built-ins only", not
+        # Path(""), which is the working directory.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("discord_webhook_url")
     @classmethod
     def _blank_webhook_is_none(cls, url: SecretStr | None) -> SecretStr | None:
@@ -304,6 +323,11 @@ class Settings(BaseSettings):
     @property
     def registered_model_name(self) -> str:
         return f"{self.model_name_prefix}_{self.family.value}"
+
+    @property
+    def estimator_prefixes(self) -> tuple[str, ...]:
+        """The configured extra import prefixes of declared estimators, blanks dropped."""
+        return tuple(p.strip() for p in self.allowed_estimator_prefixes.split(",") if p.strip())
 
     @property
     def effective_api_key(self) -> str:

@@ -9,7 +9,8 @@
 - :mod:`~ia_continu.declared.metrics`: the task's metrics and the promotion gate;
 - :mod:`~ia_continu.declared.data`: simulators, bundled datasets, random valid rows.
 
-Nothing here is wired into the API, the flows or the registry yet.
+The API loads and checks the declarations at start and lists them (``GET /models/declared``);
+nothing here is wired into serving, the flows or the registry yet.
 """
 
 from ia_continu.declared.errors import DeclarationError, Problem
