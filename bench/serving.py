@@ -130,10 +130,20 @@ def _start(
     raise RuntimeError(f"{name} not ready after {timeout:.0f} s; see {log_path}")
 
 
-def start_app(env: dict[str, str], *, loop: str, log_dir: Path, name: str) -> Server:
+def start_app(
+    env: dict[str, str],
+    *,
+    loop: str,
+    log_dir: Path,
+    name: str,
+    target: str = "api.main:app",
+    factory: bool = False,
+) -> Server:
+    """uvicorn on ``target`` (``factory``: a callable building the app, for bench variants)."""
     cmd = [
         str(ROOT / ".venv/bin/uvicorn"),
-        "api.main:app",
+        target,
+        *(["--factory"] if factory else []),
         "--host",
         "127.0.0.1",
         "--port",
