@@ -38,7 +38,11 @@ def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[S
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FamilyDep = Annotated[ModelFamily, Depends(get_family)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the session commits before the response is sent. With FastAPI's default
+# ("request"), a yield dependency exits after the answer has gone out, so a client could get
+# 200 for outcomes or a rollout change that were not yet committed (and read stale figures
+# right after, or lose them if the commit then failed).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 Admin = Depends(require_api_key)
 # A rate-limit store outage leaves scoring up (fail open) and holds retraining (503): see

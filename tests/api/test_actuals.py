@@ -57,3 +57,55 @@ def test_too_many_items_is_413(make_client):
     items = [{"request_id": f"r{i}", "actual": 1} for i in range(3)]
     r = client.post("/api/actuals", json={"actuals": items}, headers=ADMIN)
     assert r.status_code == 413 and "at most 2" in r.json()["detail"]
+
+
+def test_outcomes_are_committed_before_the_answer_is_sent(client, engine):
+    """A 200 for outcomes means they are in the database: the session commits before the
+    response starts (FastAPI's default would commit after the answer has gone out)."""
+    import json
+
+    from sqlalchemy import text
+
+    from tests.conftest import ADMIN
+
+    r = client.post("/predict", json={"features": [0.4, -1.1], "request_id": "commit-first"})
+    assert r.status_code == 200, r.text
+    body = json.dumps({"actuals": [{"request_id": "commit-first", "actual": 1}]}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/actuals",
+        "raw_path": b"/api/actuals",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-api-key", ADMIN["X-API-Key"].encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    seen: dict[str, object] = {}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
+            # Another connection, at the instant the answer starts: the outcome must be there.
+            with engine.connect() as conn:
+                seen["actual"] = conn.execute(
+                    text("SELECT actual FROM prediction_log WHERE request_id = 'commit-first'")
+                ).scalar()
+
+    async def call() -> None:
+        await client.app(scope, receive, send)
+
+    client.portal.call(call)
+    assert seen == {"status": 200, "actual": 1.0}
