@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ia_continu.cli.rollout import ApiKey, ApiUrl, _connection, _detail, _fail
+from ia_continu.cli.api import ApiKey, ApiUrl, connection, detail, fail
 
 models_app = typer.Typer(
     no_args_is_help=True,
@@ -35,17 +35,17 @@ def _call(
 ) -> Any:
     import httpx
 
-    url, key = _connection(api_url, api_key)
+    url, key = connection(api_url, api_key)
     try:
         response = httpx.request(
             method, url + path, json=body, headers={"X-API-Key": key}, timeout=30.0
         )
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the API at {url}: {exc}")
+        fail(f"cannot reach the API at {url}: {exc}")
     if response.status_code in (401, 403):
-        _fail(f"the API refused the key ({response.status_code}): {_detail(response)}")
+        fail(f"the API refused the key ({response.status_code}): {detail(response)}")
     if response.status_code >= 400:
-        _fail(f"the API answered {response.status_code}: {_detail(response)}")
+        fail(f"the API answered {response.status_code}: {detail(response)}")
     return response.json()
 
 

@@ -7,9 +7,11 @@ Only httpx and the settings are imported: the command answers in well under a se
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
+
+from ia_continu.cli.api import ApiKey, ApiUrl, connection, detail, fail
 
 rollout_app = typer.Typer(
     no_args_is_help=True, help="Progressive rollout of the ML model (status, enable, disable)."
@@ -17,12 +19,6 @@ rollout_app = typer.Typer(
 
 PREFIX = "/api/feature-flags"
 
-ApiUrl = Annotated[
-    str | None, typer.Option("--api-url", help="API base URL; default IA_CONTINU_API_URL")
-]
-ApiKey = Annotated[
-    str | None, typer.Option("--api-key", help="admin key; default IA_CONTINU_API_KEY")
-]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="print the request, send nothing")]
 Pct = Annotated[float, typer.Argument(min=0, max=100, help="share of traffic to ML, 0..100")]
 
@@ -31,52 +27,22 @@ def register(app: typer.Typer) -> None:
     app.add_typer(rollout_app, name="rollout")
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _connection(api_url: str | None, api_key: str | None) -> tuple[str, str]:
-    from ia_continu.config import get_settings
-
-    settings = get_settings()
-    url = (api_url or settings.api_url).rstrip("/")
-    if api_key is None:
-        try:
-            api_key = settings.effective_api_key
-        except RuntimeError as exc:
-            _fail(f"{exc} (or pass --api-key)", 2)
-    return url, str(api_key)
-
-
-def _detail(response: Any) -> str:
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if isinstance(detail, list):  # FastAPI's validation errors: one message per field
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail
-        )
-    return str(detail)
-
-
 def _call(
     method: str, path: str, api_url: str | None, api_key: str | None, body: dict | None = None
 ) -> dict[str, Any]:
     import httpx
 
-    url, key = _connection(api_url, api_key)
+    url, key = connection(api_url, api_key)
     try:
         response = httpx.request(
             method, url + PREFIX + path, json=body, headers={"X-API-Key": key}, timeout=10.0
         )
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the API at {url}: {exc}")
+        fail(f"cannot reach the API at {url}: {exc}")
     if response.status_code in (401, 403):
-        _fail(f"the API refused the key ({response.status_code}): {_detail(response)}")
+        fail(f"the API refused the key ({response.status_code}): {detail(response)}")
     if response.status_code >= 400:
-        _fail(f"the API answered {response.status_code}: {_detail(response)}")
+        fail(f"the API answered {response.status_code}: {detail(response)}")
     return response.json()
 
 

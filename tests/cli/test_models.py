@@ -3,44 +3,26 @@ MLflow): list the declared models and the registry, promote, roll back, one-line
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.live import free_port, start_api
+from tests.cli.conftest import live_api, run_cli
+from tests.live import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-CLI = str(Path(sys.executable).parent / "ia-continu")
 KEY = "cli-models-key-0123456789"
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli-models")
-    settings_env = {
-        "IA_CONTINU_DATA_DIR": str(tmp / "data"),
-        "IA_CONTINU_API_KEY": KEY,
-        "IA_CONTINU_MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
-        "IA_CONTINU_ENVIRONMENT": "test",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "IA_CONTINU_RATE_LIMIT_RETRAIN": "1000/minute",
-    }
-    server = start_api(settings_env, tmp)
-    env = {**os.environ, **settings_env, "IA_CONTINU_API_URL": server.url}
-    try:
-        yield env, server.url
-    finally:
-        server.stop()
+    with live_api(tmp, KEY, IA_CONTINU_RATE_LIMIT_RETRAIN="1000/minute") as running:
+        yield running
 
 
 def _cli(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CLI, "models", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(env, "models", *args)
 
 
 def _train(url: str, seed: int) -> str:

@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.live import free_port, start_api
+from tests.cli.conftest import live_api, run_cli
+from tests.live import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-CLI = str(Path(sys.executable).parent / "ia-continu")
 KEY = "cli-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    settings_env = {
-        "IA_CONTINU_DATA_DIR": str(tmp / "data"),
-        "IA_CONTINU_API_KEY": KEY,
-        "IA_CONTINU_MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
-        "IA_CONTINU_ENVIRONMENT": "test",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    server = start_api(settings_env, tmp)
-    env = {**os.environ, **settings_env, "IA_CONTINU_API_URL": server.url}
-    try:
+    with live_api(tmp, KEY) as (env, _url):
         yield env, create_engine(f"sqlite:///{tmp / 'data' / 'ia_continu.db'}")
-    finally:
-        server.stop()
 
 
 def _cli(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CLI, "rollout", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(env, "rollout", *args)
 
 
 def _row(engine) -> tuple:
