@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from api.ratelimit import limit
-from api.runtime import Runtime
+from api.runtime import ModelService, Runtime
 from api.security import require_api_key
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily
@@ -22,12 +22,31 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
-    return runtime.settings
+async def get_model(request: Request) -> ModelService:
+    """The model a route works on: ``{model}`` in the path (``/models/{model}/...``), else
+    the default model. Raises UnknownModel (404) for a name no declaration gives."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime.model(request.path_params.get("model"))
 
 
-async def get_family(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ModelFamily:
-    return runtime.holder.family
+async def model_in_path(
+    model: Annotated[
+        str,
+        Path(
+            pattern=r"^[a-z][a-z0-9_]{0,47}$",
+            description="a declared model's name (GET /models/declared lists them)",
+        ),
+    ],
+) -> None:
+    """Declares ``{model}`` for the per-model mounts (OpenAPI); ``get_model`` resolves it."""
+
+
+async def get_settings(model: Annotated[ModelService, Depends(get_model)]) -> Settings:
+    return model.settings
+
+
+async def get_family(model: Annotated[ModelService, Depends(get_model)]) -> ModelFamily:
+    return model.family
 
 
 def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
@@ -36,6 +55,7 @@ def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[S
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ModelDep = Annotated[ModelService, Depends(get_model)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FamilyDep = Annotated[ModelFamily, Depends(get_family)]
 # scope="function": the session commits before the response is sent. With FastAPI's default

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import errors
+from api.deps import model_in_path
 from api.guards import BodySizeLimit
 from api.metrics import HttpMetricsMiddleware
 from api.routes import (
@@ -58,21 +59,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added first, so it runs inside the metrics middleware: a 413 is counted too.
     app.add_middleware(BodySizeLimit)
     app.add_middleware(HttpMetricsMiddleware)
-    for module in (
-        health,
-        generate,
-        predict,
-        retrain,
-        models,
-        declared,
-        metrics_route,
-        drift,
-        dashboard,
-        feature_flags,
-        actuals,
-        monitoring,
+    # The default model (IA_CONTINU_FAMILY) at the first API's paths...
+    for router, prefix in (
+        (health.router, ""),
+        (generate.router, ""),
+        (predict.router, ""),
+        (retrain.router, ""),
+        (declared.router, ""),  # before /models/{model}: "declared" is not a model name
+        (models.router, "/models"),
+        (metrics_route.router, ""),
+        (drift.router, "/api/drift"),
+        (dashboard.router, ""),
+        (feature_flags.router, "/api/feature-flags"),
+        (actuals.router, "/api"),
+        (monitoring.router, "/api/ml-monitoring"),
     ):
-        app.include_router(module.router)
+        app.include_router(router, prefix=prefix)
+    # ...and every declared model under /models/{model}: the same handlers, the model taken
+    # from the path (api.deps.get_model), so both shapes answer alike by construction.
+    per_model = [Depends(model_in_path)]
+    for router, prefix in (
+        (predict.router, ""),
+        (predict.model_router, ""),
+        (retrain.router, ""),
+        (generate.router, ""),
+        (models.router, ""),
+        (feature_flags.router, "/rollout"),
+        (actuals.router, ""),
+        (monitoring.router, "/monitoring"),
+        (drift.router, "/drift"),
+    ):
+        app.include_router(
+            router, prefix=f"/models/{{model}}{prefix}", dependencies=per_model, tags=["per model"]
+        )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

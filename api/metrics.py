@@ -11,6 +11,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,8 +84,17 @@ def bind_runtime(holder: ModelHolder, writer: PredictionLogWriter, settings: Set
 
 
 def observe_predictions(decisions: np.ndarray, seconds: float, version: str | None) -> None:
+    """The default model's observer (its name is read from the bound settings)."""
     settings = _bound.get("settings")
-    family = settings.family.value if settings else "unknown"
+    _observe(settings.family if settings else "unknown", decisions, seconds)
+
+
+def observer(model: str) -> Callable[[np.ndarray, float, str | None], None]:
+    """The observer of another served model: the same series, labelled with its name."""
+    return lambda decisions, seconds, version: _observe(model, decisions, seconds)
+
+
+def _observe(family: str, decisions: np.ndarray, seconds: float) -> None:
     values, counts = np.unique(decisions.astype(str), return_counts=True)
     for decision, count in zip(values.tolist(), counts.tolist(), strict=True):
         served_by = ServedBy.ml if decision == Decision.ml else ServedBy.fallback

@@ -84,7 +84,7 @@ class DatabaseCollector(Collector):
             engine,
             settings,
             _Cached(lambda: _event_counts(engine), EVENTS_TTL_SECONDS),
-            _Cached(lambda: _quality(engine, settings.family.value), QUALITY_TTL_SECONDS),
+            _Cached(lambda: _quality(engine, settings.family), QUALITY_TTL_SECONDS),
         )
 
     def unbind(self, engine: Engine) -> None:
@@ -104,7 +104,7 @@ class DatabaseCollector(Collector):
         if bound is None:
             return
         _engine, settings, events, quality = bound
-        family = settings.family.value
+        family = settings.family
         try:
             counts, figures = events.get(), quality.get()
         except Exception as exc:

@@ -1,8 +1,10 @@
-"""What one API process holds while it runs: engine, served model, rollout view, log writer."""
+"""What one API process holds while it runs: engine, log writer, and per served model its
+champion, rollout view and prediction path."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,8 +13,10 @@ from sqlalchemy import Engine
 
 from api import metrics, metrics_db
 from api.ratelimit import RateLimiter
+from ia_continu.catalog import catalog, model_settings
 from ia_continu.config import Settings
-from ia_continu.declared import Declaration, load_declarations
+from ia_continu.declared import Declaration
+from ia_continu.families import ModelFamily
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.redact import protect, redact
 from ia_continu.serve.champion import ModelHolder
@@ -27,21 +31,132 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Runtime:
-    settings: Settings
-    engine: Engine
+class ModelService:
+    """One served model: its settings view, champion, rollout flag and prediction path."""
+
+    settings: Settings  # ia_continu.catalog.model_settings: family = this model's name
     holder: ModelHolder
     flags: RolloutCache
-    writer: PredictionLogWriter
     predictor: Predictor
+
+    @property
+    def name(self) -> str:
+        return self.settings.family
+
+    @property
+    def family(self) -> ModelFamily:
+        return self.holder.family
+
+    @classmethod
+    def start(
+        cls, settings: Settings, engine: Engine, writer: PredictionLogWriter, *, default: bool
+    ) -> ModelService:
+        alert = _alerter(settings)
+        name = settings.family
+        holder = ModelHolder(
+            settings,
+            engine,
+            on_load_failure=lambda version, error: alert(
+                Alert(
+                    "Champion model failed to load",
+                    error,
+                    Severity.critical,
+                    {"model": name, "version": version},
+                    key=f"load-failure-{name}-{version}",
+                )
+            ),
+        )
+        try:
+            holder.refresh(force=True)
+        except Exception as exc:  # registry unreachable: start on the fallback, say so
+            holder.load_error = redact(f"champion lookup failed: {exc}")
+            log.error(holder.load_error)
+        flags = RolloutCache(engine, settings)
+        flags.start()
+        alarm = ErrorRateAlarm(
+            settings,
+            lambda rate, ml, failures: alert(
+                Alert(
+                    f"High ML error rate ({name})",
+                    f"ML error rate {rate:.1%}: consider disabling ML",
+                    Severity.critical,
+                    {"model": name, "ml_requests": ml, "failures": failures},
+                    key=f"rollout-error-rate-{name}",
+                )
+            ),
+        )
+        predictor = Predictor(
+            settings,
+            holder,
+            flags,
+            writer if settings.prediction_log_enabled else None,
+            alarm,
+            observe=metrics.observe_predictions if default else metrics.observer(name),
+        )
+        holder.start_polling()
+        return cls(settings, holder, flags, predictor)
+
+    def stop(self) -> None:
+        self.holder.stop_polling()
+        self.flags.stop()
+
+
+@dataclass
+class Runtime:
+    """The process's shared parts, and one ModelService per model it serves.
+
+    The default model (``IA_CONTINU_FAMILY``) starts with the process; any other declared
+    model starts on its first request (``model(name)``): an unused declaration costs nothing,
+    and a model added to the folder is served by the next start of every replica.
+    """
+
+    settings: Settings
+    engine: Engine
+    writer: PredictionLogWriter
     limiter: RateLimiter
-    # Declared models (built-ins plus IA_CONTINU_MODELS_DIR), checked at start; listed by
-    # GET /models/declared, not served yet.
+    # Declared models (built-ins plus IA_CONTINU_MODELS_DIR), checked at start.
     declared: DeclaredModels
+    default: ModelService
     started_at: float = field(default_factory=time.time)
+    _services: dict[str, ModelService] = field(default_factory=dict)
+    _services_lock: threading.Lock = field(default_factory=threading.Lock)
     # /health's database check, cached for a second: Uptime Kuma, Prometheus and the dashboard
     # pinging together cost one query.
     _db_check: tuple[float, bool, str | None] = (0.0, True, None)
+
+    # The default model's parts, under the names the single-model routes use.
+    @property
+    def holder(self) -> ModelHolder:
+        return self.default.holder
+
+    @property
+    def flags(self) -> RolloutCache:
+        return self.default.flags
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.default.predictor
+
+    @property
+    def services(self) -> dict[str, ModelService]:
+        """The models started so far (the default first)."""
+        return {self.default.name: self.default, **self._services}
+
+    def model(self, name: str | None = None) -> ModelService:
+        """The service of model ``name`` (None: the default), started on first use; raises
+        UnknownModel for a name no declaration gives."""
+        if name is None or name == self.default.name:
+            return self.default
+        service = self._services.get(name)
+        if service is not None:
+            return service
+        view = model_settings(self.settings, name)  # UnknownModel before anything starts
+        with self._services_lock:
+            service = self._services.get(name)
+            if service is None:
+                service = ModelService.start(view, self.engine, self.writer, default=False)
+                self._services[name] = service
+        return service
 
     def check_database(self, ttl: float = 1.0) -> tuple[bool, str | None]:
         checked_at, ok, error = self._db_check
@@ -64,32 +179,13 @@ class Runtime:
         settings.check_production()
         logging.getLogger("ia_continu").setLevel(settings.log_level.upper())
         # Before anything opens or starts: a malformed declaration stops the start with the
-        # loader's message (every file and field at fault), nothing to clean up.
+        # loader's message (every file and field at fault), nothing to clean up; so does a
+        # default model that no declaration gives.
         declared = DeclaredModels.load(settings)
+        default_settings = model_settings(settings)
         engine = make_engine(settings.database_url, connect_retries=5)
         if settings.migrate_on_start:
             migrate.upgrade(engine)
-        alert = _alerter(settings)
-        holder = ModelHolder(
-            settings,
-            engine,
-            on_load_failure=lambda version, error: alert(
-                Alert(
-                    "Champion model failed to load",
-                    error,
-                    Severity.critical,
-                    {"version": version},
-                    key=f"load-failure-{version}",
-                )
-            ),
-        )
-        try:
-            holder.refresh(force=True)
-        except Exception as exc:  # registry unreachable: start on the fallback, say so
-            holder.load_error = redact(f"champion lookup failed: {exc}")
-            log.error(holder.load_error)
-        flags = RolloutCache(engine, settings)
-        flags.start()
         writer = PredictionLogWriter(
             engine,
             batch_size=settings.log_batch_size,
@@ -98,37 +194,17 @@ class Runtime:
             spool_dir=settings.data_dir / "spool",
         )
         writer.start()
-        alarm = ErrorRateAlarm(
-            settings,
-            lambda rate, ml, failures: alert(
-                Alert(
-                    "High ML error rate",
-                    f"ML error rate {rate:.1%}: consider disabling ML",
-                    Severity.critical,
-                    {"ml_requests": ml, "failures": failures},
-                    key="rollout-error-rate",
-                )
-            ),
-        )
-        predictor = Predictor(
-            settings,
-            holder,
-            flags,
-            writer if settings.prediction_log_enabled else None,
-            alarm,
-            observe=metrics.observe_predictions,
-        )
-        holder.start_polling()
-        metrics.bind_runtime(holder, writer, settings)
-        metrics_db.bind(engine, settings)  # model events and quality, read at scrape time
+        default = ModelService.start(default_settings, engine, writer, default=True)
+        metrics.bind_runtime(default.holder, writer, default_settings)
+        metrics_db.bind(engine, default_settings)  # model events and quality, at scrape time
         limiter = RateLimiter.from_settings(settings)
-        return cls(settings, engine, holder, flags, writer, predictor, limiter, declared)
+        return cls(settings, engine, writer, limiter, declared, default)
 
     def stop(self) -> None:
         metrics_db.COLLECTOR.unbind(self.engine)
         self.limiter.close()
-        self.holder.stop_polling()
-        self.flags.stop()
+        for service in self.services.values():
+            service.stop()
         self.writer.stop()
         self.engine.dispose()
 
@@ -144,13 +220,8 @@ class DeclaredModels:
     def load(cls, settings: Settings) -> DeclaredModels:
         """Built-ins plus ``settings.models_dir``; raise DeclarationError naming each file and
         field at fault. Checks only (schema, imports, parameters): nothing is fitted."""
-        prefixes = settings.estimator_prefixes
-        builtin = load_declarations(extra_prefixes=prefixes)
-        if settings.models_dir is None:
-            return cls(builtin, frozenset(builtin))
-        # Loaded together, so a user file reusing a built-in's name is refused too.
-        every = load_declarations(settings.models_dir, extra_prefixes=prefixes)
-        return cls(every, frozenset(builtin))
+        loaded = catalog(settings)
+        return cls(loaded.declarations, loaded.builtin)
 
 
 def _alerter(settings: Settings) -> Callable[[Alert], None]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+)
 
 from ia_continu.learn.registry import (
     Champion,
@@ -155,10 +163,14 @@ class PredictContext(BaseModel):
     driver_id: Identifier | None = None
 
 
+# A declared model's feature value: a number, a boolean, or a category's text.
+FeatureValue = Number | StrictBool | Annotated[str, Field(max_length=200)]
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    features: list[Number] | dict[str, Number] = Field(
-        description="Feature values in the family's order, or by name",
+    features: list[FeatureValue] | dict[str, FeatureValue] = Field(
+        description="Feature values in the model's declared order, or by name",
         examples=[[0.5, -1.2]],
     )
     request_id: Identifier | None = Field(
@@ -233,6 +245,16 @@ class ChampionChangePublic(ChampionPublic, ChampionChange):
 
 
 class ModelsPublic(ChampionPublic):
+    model: str = Field(description="the model's name")
+    task: str = Field(description="classification (binary), multiclass or regression")
+    serving_engine: str | None = Field(
+        description="what computes the served champion's answers: numpy (built-in linear "
+        "code), onnxruntime (converted and checked against scikit-learn on the holdout) or "
+        "sklearn (conversion failed or disagreed); null while the fallback serves"
+    )
+    onnx: dict[str, Any] | None = Field(
+        None, description="the served version's ONNX conversion check (declared models)"
+    )
     versions: list[ModelVersionInfo] = Field(description="newest first")
     history: list[ChampionHistoryEntry] = Field(description="changes of champion, newest first")
 

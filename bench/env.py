@@ -87,7 +87,7 @@ class BenchEnv:
             IA_CONTINU_DATABASE_URL=settings.database_url,
             IA_CONTINU_MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
             IA_CONTINU_MLFLOW_ARTIFACTS_DIR=str(settings.mlflow_artifacts_dir),
-            IA_CONTINU_FAMILY=settings.family.value,
+            IA_CONTINU_FAMILY=settings.family,
             IA_CONTINU_API_KEY="bench-admin-key-0123456789",
             IA_CONTINU_RATE_LIMIT_ENABLED="false",
             MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,

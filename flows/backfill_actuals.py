@@ -27,7 +27,7 @@ class BackfillSummary:
 def find_pending(settings: Settings, engine: Engine, max_age_hours: int, limit: int) -> list[str]:
     with session_scope(engine) as session:
         return sources.pending_request_ids(
-            session, settings.family.value, max_age_hours=max_age_hours, limit=limit
+            session, settings.family, max_age_hours=max_age_hours, limit=limit
         )
 
 

@@ -41,9 +41,9 @@ def run_engine(settings: Settings) -> Iterator[Engine]:
 def model_resource(settings: Settings, version: str | None) -> dict[str, str]:
     """The Prefect event resource of the served model; triggers match on its id."""
     return {
-        "prefect.resource.id": MODEL_RESOURCE_ID.format(family=settings.family.value),
+        "prefect.resource.id": MODEL_RESOURCE_ID.format(family=settings.family),
         "prefect.resource.name": settings.registered_model_name,
-        "ia-continu.family": settings.family.value,
+        "ia-continu.family": settings.family,
         "ia-continu.model_version": str(version or ""),
     }
 

@@ -87,7 +87,7 @@ def announce(settings: Settings, result: DriftResult) -> str | None:
             f"{', '.join(result.drifted_features)} (share {result.drift_share:.2f})",
             Severity.warning,
             {"model_version": result.model_version, "current_rows": result.current_rows},
-            key=f"drift-{settings.family.value}",
+            key=f"drift-{settings.family}",
         ),
         settings,
     )

@@ -53,7 +53,7 @@ def window(settings: Settings, engine: Engine, name: str, hours: int) -> WindowR
     from ia_continu.watch.quality import window_metrics
 
     with session_scope(engine) as session:
-        metrics = window_metrics(session, settings.family.value, hours)
+        metrics = window_metrics(session, settings.family, hours)
     rules = get_family(settings.family, settings).rules
     return WindowReport(name, metrics, decide.performance_checks(metrics, settings, rules=rules))
 
@@ -88,7 +88,7 @@ def degraded_alert(settings: Settings, report: WindowReport, version: str | None
         f"{report.name}: " + "; ".join(c.describe() for c in report.crossed),
         Severity.warning,
         {"model_version": version, "predictions": report.metrics.count},
-        key=f"performance-{settings.family.value}",
+        key=f"performance-{settings.family}",
     )
 
 
@@ -97,7 +97,7 @@ def recovered_alert(settings: Settings, report: WindowReport, previous: list[str
         "Model performance back within thresholds",
         f"{report.name}: no threshold crossed (was: {', '.join(previous)})",
         Severity.info,
-        key=f"performance-ok-{settings.family.value}",
+        key=f"performance-ok-{settings.family}",
     )
 
 
@@ -107,7 +107,7 @@ def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
     with run_engine(settings) as engine:
         reports = [window(settings, engine, name, hours) for name, hours in WINDOWS.items()]
         with session_scope(engine) as session:
-            version = registry.champion_version(session, settings.family.value)
+            version = registry.champion_version(session, settings.family)
     publish_table(reports)
 
     # Only the recent window alerts: the 7-day one is context, and would keep alerting for

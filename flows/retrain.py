@@ -48,9 +48,9 @@ def current_state(
 ) -> LoopState:
     from ia_continu.watch.quality import window_metrics
 
-    report = latest_report(engine, settings.family.value, max_age_hours=drift_max_age_hours)
+    report = latest_report(engine, settings.family, max_age_hours=drift_max_age_hours)
     with session_scope(engine) as session:
-        metrics = window_metrics(session, settings.family.value, metrics_hours)
+        metrics = window_metrics(session, settings.family, metrics_hours)
     return LoopState(metrics, drift=bool(report and report.dataset_drift))
 
 
@@ -80,7 +80,7 @@ def record_skip(
     with session_scope(engine) as session:
         registry.record_event(
             session,
-            settings.family.value,
+            settings.family,
             ModelEventKind.retrain_skipped,
             reason=f"{reason}: {verdict.reason}"[:2000],
             metrics=_jsonable(verdict.checks),

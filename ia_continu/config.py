@@ -84,8 +84,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="where `ia-continu run` binds the API")
     port: int = Field(9000, description="the API's port")
     api_url: str = Field("", description="where flows and the CLI reach the API; default host:port")
-    family: Family = Field(
-        Family.classification, description="the model family served: classification or delay"
+    family: str = Field(
+        "classification",
+        pattern=r"^[a-z][a-z0-9_]{0,47}$",
+        description="the default model: what /predict, /retrain... serve without a model name "
+        "(classification, delay, iris, bike_traffic or a declared one)",
     )
     migrate_on_start: bool = Field(True, description="apply Alembic migrations when the API starts")
     log_level: str = Field("INFO", description="level of the ia_continu loggers")
@@ -322,7 +325,7 @@ class Settings(BaseSettings):
 
     @property
     def registered_model_name(self) -> str:
-        return f"{self.model_name_prefix}_{self.family.value}"
+        return f"{self.model_name_prefix}_{self.family}"
 
     @property
     def estimator_prefixes(self) -> tuple[str, ...]:

@@ -6,11 +6,13 @@
     │   ├── InvalidActual              an outcome the model's task cannot have
     │   └── UntrainableDataset         a dataset that cannot train the model (one class...)
     ├── NotFound                  404  a thing named by the caller does not exist
+    │   ├── UnknownModel               a model name no declaration gives
     │   ├── UnknownVersion             a model version the registry does not have
     │   └── UnknownDataset             a dataset id with no rows
     ├── Conflict                  409  the request is valid but the state does not allow it
     │   ├── NothingToRollBack          no earlier champion
-    │   └── NoDatasetYet               retrain before any data exists
+    │   ├── NoDatasetYet               retrain before any data exists
+    │   └── NoSimulator                /generate for a model that only learns from imports
     └── Unavailable               503  the service cannot answer now
         └── ModelFailure               ML failed and the rollout says not to fall back
 
@@ -47,6 +49,10 @@ class NotFound(IaContinuError, LookupError):
     status_code = 404
 
 
+class UnknownModel(NotFound):
+    """A model name that no declaration (built in or in IA_CONTINU_MODELS_DIR) gives."""
+
+
 class UnknownVersion(NotFound):
     """A model version the registry does not have (or cannot load)."""
 
@@ -65,6 +71,10 @@ class NothingToRollBack(Conflict, LookupError):
 
 class NoDatasetYet(Conflict, LookupError):
     """Retrain was asked before any dataset exists."""
+
+
+class NoSimulator(Conflict):
+    """``/generate`` for a model without a simulator: its data must be imported."""
 
 
 class Unavailable(IaContinuError, RuntimeError):

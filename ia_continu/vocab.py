@@ -11,9 +11,10 @@ from enum import StrEnum
 
 
 class Task(StrEnum):
-    """What a model predicts: a class label or a number."""
+    """What a model predicts: a binary label, one of several classes, or a number."""
 
-    classification = "classification"
+    classification = "classification"  # binary: classes 0 and 1 (the second is "positive")
+    multiclass = "multiclass"
     regression = "regression"
 
 

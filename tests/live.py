@@ -99,7 +99,7 @@ def settings_env(settings) -> dict[str, str]:
         "IA_CONTINU_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "IA_CONTINU_MLFLOW_ARTIFACTS_DIR": str(settings.mlflow_artifacts_dir),
         "IA_CONTINU_MODEL_NAME_PREFIX": settings.model_name_prefix,
-        "IA_CONTINU_FAMILY": settings.family.value,
+        "IA_CONTINU_FAMILY": settings.family,
         "IA_CONTINU_API_KEY": settings.api_key.get_secret_value() if settings.api_key else "",
         "IA_CONTINU_CHAMPION_POLL_SECONDS": str(settings.champion_poll_seconds),
         "IA_CONTINU_ROLLOUT_CACHE_SECONDS": str(settings.rollout_cache_seconds),

@@ -156,7 +156,7 @@ def list_declared(runtime: RuntimeDep) -> list[DeclaredModelPublic]:
     """Built-ins first, then the user folder's files by file name."""
     declared = runtime.declared
     # Only a built-in is served: the service's family is one of the built-in declarations.
-    served = runtime.settings.family.value
+    served = runtime.settings.family
     return [
         public(
             d, builtin=name in declared.builtin, served=name == served and name in declared.builtin

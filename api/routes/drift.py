@@ -7,7 +7,8 @@ from fastapi import APIRouter
 from api.deps import FamilyDep, SessionDep
 from ia_continu.watch import drift
 
-router = APIRouter(prefix="/api/drift", tags=["monitoring"])
+# Mounted at /api/drift (the default model) and /models/{model}/drift (api/main.py).
+router = APIRouter(tags=["monitoring"])
 
 
 @router.get("/latest")

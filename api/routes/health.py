@@ -76,7 +76,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
         reason=reason,
         timestamp=datetime.now(UTC).isoformat(),
         version=__version__,
-        family=runtime.settings.family.value,
+        family=runtime.settings.family,
         champion_version=holder.champion_version,
         checks=checks,
     )

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from api.deps import FamilyDep, SessionDep, SettingsDep
 from ia_continu.watch import quality
 
-router = APIRouter(prefix="/api/ml-monitoring", tags=["monitoring"])
+# Mounted at /api/ml-monitoring (the default model) and /models/{model}/monitoring.
+router = APIRouter(tags=["monitoring"])
 
 Hours = Annotated[int, Query(ge=1, le=8760, description="window, 1..8760 hours")]
 Rows = Annotated[int, Query(ge=1, le=1000, description="rows, 1..1000")]
@@ -56,7 +57,7 @@ def anomalies(
 ) -> quality.Anomalies:
     if threshold is None:
         threshold = settings.anomaly_threshold
-    return quality.anomalies(session, settings.family.value, threshold, hours, limit=limit)
+    return quality.anomalies(session, settings.family, threshold, hours, limit=limit)
 
 
 @router.get("/summary")

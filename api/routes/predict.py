@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
 
-from api.deps import PredictLimit, RuntimeDep
+from api.deps import ModelDep, PredictLimit
 from api.schemas import (
     PredictBatchPublic,
     PredictBatchRequest,
@@ -20,7 +20,7 @@ from api.schemas import (
 )
 from ia_continu.errors import InvalidFeatures, InvalidInput
 from ia_continu.serve.answers import Context
-from ia_continu.serve.inputs import matrix_from, row_from
+from ia_continu.serve.inputs import matrix_from, row_matrix
 from ia_continu.vocab import ServedBy
 
 router = APIRouter(tags=["predict"])
@@ -35,16 +35,15 @@ router = APIRouter(tags=["predict"])
         503: {"description": "the model failed and fallback is off"},
     },
 )
-async def predict(body: PredictRequest, runtime: RuntimeDep) -> Response:
+async def predict(body: PredictRequest, model: ModelDep) -> Response:
     # Domain errors propagate (InvalidFeatures: 422, ModelFailure: 503): api/errors.py maps them.
-    family = runtime.holder.family
-    X = np.array([row_from(body.features, family)], dtype=float)
-    family.validate(X)
+    family = model.family
+    X = row_matrix(body.features, family)
     ctx = body.context or body
     context = Context(
         [body.request_id], [ctx.booking_id or body.booking_id], [ctx.driver_id or body.driver_id]
     )
-    result = runtime.predictor.predict(X, context).row(0)
+    result = model.predictor.predict(X, context).row(0)
     if not math.isfinite(result["prediction"]):
         raise _no_finite_answer()
     result["prediction"] = family.label(result["prediction"])
@@ -91,12 +90,12 @@ _BATCH_DOC = {
         422: {"description": "invalid rows"},
     },
 )
-async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
+async def predict_batch(request: Request, model: ModelDep) -> Response:
     # The body is parsed straight into numpy: a pydantic model per row costs ~3x more for
     # 10,000 rows (measured); validation is still strict, and errors say which part.
     # Input errors are InvalidInput (422, through api/errors.py); 413 and 415 stay
     # HTTPExceptions: a per-call row limit and a media type are the HTTP edge's rules.
-    family, settings = runtime.holder.family, runtime.settings
+    family, settings = model.family, model.settings
     # Checked before the body is read: rows sent as a form or text are refused outright.
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
@@ -133,7 +132,7 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
         if (invalid := first_invalid_identifier(values)) is not None:
             raise InvalidInput(f"'{name}'[{invalid[0]}]: identifier {invalid[1]}")
         columns[name] = values
-    answers = runtime.predictor.predict(X, Context(**columns))
+    answers = model.predictor.predict(X, Context(**columns))
     # Built from the columns: no per-row dict on the way out either.
     by_ml = answers.by_ml
     prediction = answers.prediction
@@ -151,3 +150,16 @@ async def predict_batch(request: Request, runtime: RuntimeDep) -> Response:
         "risk_level": answers.risk_level,  # None unless the family grades its answers
     }
     return _json_response(body)
+
+
+# /models/{model}/batch: the per-model mount's short name for /models/{model}/predict/batch.
+model_router = APIRouter(tags=["predict"])
+model_router.add_api_route(
+    "/batch",
+    predict_batch,
+    methods=["POST"],
+    response_model=PredictBatchPublic,
+    dependencies=[PredictLimit],
+    openapi_extra=_BATCH_DOC,
+    responses={413: {"description": "too many rows"}, 422: {"description": "invalid rows"}},
+)

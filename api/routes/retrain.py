@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import metrics
-from api.deps import Admin, RetrainLimit, RuntimeDep
+from api.deps import Admin, ModelDep, RetrainLimit, RuntimeDep
 from api.errors import error_responses
 from api.guards import KeyFirstRoute
 from api.schemas import RetrainRequest
@@ -22,12 +22,14 @@ router = APIRouter(tags=["models"], route_class=KeyFirstRoute)
     dependencies=[Admin, RetrainLimit],
     responses=error_responses(UnknownDataset, NoDatasetYet, UntrainableDataset),
 )
-def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainResult:
+def retrain(
+    runtime: RuntimeDep, model: ModelDep, body: RetrainRequest | None = None
+) -> RetrainResult:
     body = body or RetrainRequest()
-    family = runtime.settings.family.value
+    family = model.name
     try:
         result = run_retrain(
-            runtime.settings,
+            model.settings,
             runtime.engine,
             generation_id=body.generation_id,
             force=body.force,
@@ -38,5 +40,5 @@ def retrain(runtime: RuntimeDep, body: RetrainRequest | None = None) -> RetrainR
         raise
     metrics.training_total.labels(family, result.status).inc()
     if result.promoted:
-        runtime.holder.refresh()  # this replica serves it now; the others within a poll
+        model.holder.refresh()  # this replica serves it now; the others within a poll
     return result

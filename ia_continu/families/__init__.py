@@ -1,4 +1,8 @@
-"""Model families: what a deployment predicts. One family is served per deployment."""
+"""Model families: what the loop needs of a model (data, pipeline, fallback, metrics, scoring).
+
+``get_family`` answers for any model name: the two built-in Python families here, every other
+declared model through ``ia_continu.declared.family.DeclaredFamily`` (see ia_continu.catalog).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,17 @@ _FAMILIES: dict[Family, type[ModelFamily]] = {
 
 
 def get_family(name: Family | str, settings: Settings | None = None) -> ModelFamily:
-    """The family ``name``, tuned by ``settings`` (e.g. the delay family's accuracy tolerance);
-    without them, by the defaults: enough to sample data or read the family's task."""
-    return _FAMILIES[Family(name)].configured(settings)
+    """The model ``name``, tuned by ``settings`` (e.g. the delay family's accuracy tolerance);
+    without them, by the defaults: enough to sample data or read the family's task.
+
+    Raises UnknownModel for a name no declaration gives (``settings`` say which folder of
+    declarations counts besides the built-ins)."""
+    code = _FAMILIES.get(name)  # type: ignore[arg-type]  # a StrEnum key matches its text
+    if code is not None:
+        return code.configured(settings)
+    from ia_continu.catalog import catalog
+
+    return catalog(settings).declared_family(str(name))
 
 
 __all__ = ["ModelFamily", "get_family"]

@@ -7,6 +7,7 @@ when one prediction is right.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 import numpy as np
 from sqlalchemy import ColumnElement
 
-from ia_continu.errors import InvalidFeatures
+from ia_continu.errors import InvalidActual, InvalidFeatures
 from ia_continu.families.tasks import TaskRules, rules_for
 from ia_continu.vocab import Task
 
@@ -37,11 +38,12 @@ class Scores:
 
 
 class ModelFamily(ABC):
-    name: ClassVar[str]
-    task: ClassVar[Task]
-    feature_names: ClassVar[tuple[str, ...]]
-    primary_metric: ClassVar[str]
-    higher_is_better: ClassVar[bool]
+    # Class attributes in the built-in families, instance attributes in a declared one.
+    name: str
+    task: Task
+    feature_names: tuple[str, ...]
+    primary_metric: str
+    higher_is_better: bool
     trusted_types: ClassVar[tuple[str, ...]] = ()  # our own callables inside the pipeline
 
     @classmethod
@@ -80,6 +82,45 @@ class ModelFamily(ABC):
         if not np.isfinite(X).all():
             raise InvalidFeatures("features must be finite numbers (no NaN or infinity)")
 
+    @property
+    def has_simulator(self) -> bool:
+        """Can ``sample`` draw data (``POST /generate``)? Imported data works either way."""
+        return True
+
+    def encode_frame(self, frame: Any) -> np.ndarray:
+        """A dataset frame (one column per feature, by name) as the validated matrix."""
+        missing = [n for n in self.feature_names if n not in frame.columns]
+        if missing:
+            raise InvalidFeatures(f"missing columns {missing}; expected {list(self.feature_names)}")
+        try:
+            X = frame[list(self.feature_names)].to_numpy(dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidFeatures(f"every feature must be a number: {exc}") from None
+        self.validate(X)
+        return X
+
+    def target_codes(self, y: Any) -> np.ndarray:
+        """Outcomes as the loop stores them (numbers; class indices for classifiers)."""
+        return np.fromiter((self.outcome_code(v) for v in y), np.float64)
+
+    def outcome_code(self, value: Any) -> float:
+        """One posted outcome as stored; raise InvalidActual saying what is wrong."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidActual(f"must be a finite number, not {type(value).__name__}")
+        x = float(value)
+        if not math.isfinite(x):
+            raise InvalidActual("must be finite (no NaN or infinity)")
+        problem = self.outcome_problem(x)
+        if problem is not None:
+            raise InvalidActual(f"{x:g}: {problem}")
+        return x
+
+    def decode(self, X: np.ndarray) -> Any:
+        """The matrix as a frame of named features (what drift reports show)."""
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=list(self.feature_names))
+
     def outcome_problem(self, value: float) -> str | None:
         """Why ``value`` (finite) cannot be a real outcome of this family; None when it can.
 
@@ -107,8 +148,17 @@ class ModelFamily(ABC):
     @abstractmethod
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]: ...
 
+    def fit_target(self, y: np.ndarray) -> np.ndarray:
+        """The outcomes as the estimator is fitted on them (default: as stored)."""
+        return y
+
     def after_fit(  # noqa: B027 (a hook: doing nothing is the default)
-        self, pipeline: Any, y_hold: np.ndarray, pred_hold: np.ndarray
+        self,
+        pipeline: Any,
+        y_hold: np.ndarray,
+        pred_hold: np.ndarray,
+        X_hold: np.ndarray | None = None,
+        y_train: np.ndarray | None = None,
     ) -> None:
         """Keep on the fitted ``pipeline`` what serving needs from the holdout (default: none)."""
 
@@ -119,7 +169,19 @@ class ModelFamily(ABC):
         new, old = challenger[self.primary_metric], champion[self.primary_metric]
         return new >= old - margin if self.higher_is_better else new <= old + margin
 
+    def run_artifacts(self, pipeline: Any) -> dict[str, bytes]:
+        """Files logged with the training run besides the model (path -> content)."""
+        return {}
+
     # --- serving ---------------------------------------------------------------------
+    def serving_engine(self, pipeline: Any) -> str:
+        """What computes the served answers (shown by ``GET /models``)."""
+        return "numpy"
+
+    def adopt(self, pipeline: Any) -> None:  # noqa: B027 (a hook: doing nothing is the default)
+        """Called when ``pipeline`` becomes the served champion (a declared model takes its
+        fitted fallback from it)."""
+
     @abstractmethod
     def compile_scorer(self, pipeline: Any, *, explain: bool = True) -> Any:
         """A fast callable ``X -> Scores`` for the hot path (numpy where possible)."""
@@ -128,12 +190,12 @@ class ModelFamily(ABC):
     def fallback(self, X: np.ndarray) -> Scores:
         """The heuristic that answers when ML is off, outside the share, or fails."""
 
-    def label(self, value: float) -> float | int:
+    def label(self, value: float) -> Any:
         """One prediction as the API answers it (``/predict``): a class as an int, a number
         rounded to 4 decimals."""
         return int(value) if self.task == Task.classification else round(value, 4)
 
-    def labels(self, values: np.ndarray) -> list[float] | list[int]:
+    def labels(self, values: np.ndarray) -> list[Any]:
         """``label`` for a column of predictions, in numpy (``/predict/batch``)."""
         if self.task == Task.classification:
             return values.astype(int).tolist()

@@ -150,7 +150,14 @@ class DelayFamily(ModelFamily):
             "accuracy": float(np.mean(self.accurate(y_pred, y_true))),
         }
 
-    def after_fit(self, pipeline: Any, y_hold: np.ndarray, pred_hold: np.ndarray) -> None:
+    def after_fit(
+        self,
+        pipeline: Any,
+        y_hold: np.ndarray,
+        pred_hold: np.ndarray,
+        X_hold: np.ndarray | None = None,
+        y_train: np.ndarray | None = None,
+    ) -> None:
         # The spread of the holdout's residuals: compile_scorer turns it into the confidence.
         pipeline.residual_std_ = float(np.std(y_hold - pred_hold))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from sqlalchemy import ColumnElement, case, func
@@ -143,6 +144,48 @@ class RegressionRules(TaskRules):
         return fallback - ml  # errors: the smaller, the better
 
 
+class MulticlassRules(TaskRules):
+    """One of ``k`` classes (stored as indices 0..k-1): accuracy, and macro precision, recall
+    and F1 (every class counts the same, as scikit-learn's ``average="macro"``)."""
+
+    task = Task.multiclass
+    lift_metric = "accuracy"
+    performance_limits = (Limit("f1", "accuracy_threshold", ">", only_when_known=True),)
+    retrain_limits = (Limit("accuracy_rate", "accuracy_threshold", ">", "accuracy"),)
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def figure_sums(self, prediction: SQL, actual: SQL) -> list[SQL]:
+        sums: list[SQL] = []
+        for c in range(self.k):
+            p, a = prediction == float(c), actual == float(c)
+            sums += [
+                func.count(when(p & a)).label(f"tp{c}"),
+                func.count(when(p & (actual != float(c)))).label(f"fp{c}"),
+                func.count(when((prediction != float(c)) & a)).label(f"fn{c}"),
+            ]
+        return sums
+
+    def figures(self, sums: Mapping[str, Any], labeled: int) -> dict[str, float | None]:
+        if not labeled:
+            return {"precision": None, "recall": None, "f1": None}
+        precision = recall = f1 = 0.0
+        for c in range(self.k):
+            tp, fp, fn = (int(sums[f"{x}{c}"] or 0) for x in ("tp", "fp", "fn"))
+            p = tp / (tp + fp) if tp + fp else 0.0
+            r = tp / (tp + fn) if tp + fn else 0.0
+            precision, recall = precision + p, recall + r
+            f1 += 2 * p * r / (p + r) if p + r else 0.0
+        return {"precision": precision / self.k, "recall": recall / self.k, "f1": f1 / self.k}
+
+    def lift_sum(self, answer: SQL, actual: SQL, other_known: ColumnElement[bool]) -> SQL:
+        return func.count(when(other_known & (answer == actual)))
+
+    def lift(self, ml: float, fallback: float) -> float:
+        return ml - fallback
+
+
 _RULES: dict[Task, TaskRules] = {
     rules.task: rules for rules in (ClassificationRules(), RegressionRules())
 }
@@ -150,3 +193,9 @@ _RULES: dict[Task, TaskRules] = {
 
 def rules_for(task: Task) -> TaskRules:
     return _RULES[task]
+
+
+@lru_cache(maxsize=64)
+def multiclass_rules(k: int) -> MulticlassRules:
+    """The rules of a ``k``-class model (one shared instance per ``k``)."""
+    return MulticlassRules(k)

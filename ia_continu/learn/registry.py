@@ -176,9 +176,9 @@ def champion_version(session: Session, family: str) -> str | None:
 
 
 def champion(session: Session, settings: Settings) -> Champion:
-    stack = _champion_stack(session, settings.family.value)
+    stack = _champion_stack(session, settings.family)
     return Champion(
-        family=settings.family.value,
+        family=settings.family,
         registered_model=settings.registered_model_name,
         champion_version=stack[-1] if stack else None,
         previous_version=stack[-2] if len(stack) > 1 else None,
@@ -321,7 +321,7 @@ def _alias_version(settings: Settings) -> str | None:
 
 def _sync_alias(session: Session, settings: Settings) -> None:
     try:
-        want = champion_version(session, settings.family.value)
+        want = champion_version(session, settings.family)
         have = _alias_version(settings)
         if have == want:
             return
@@ -360,7 +360,7 @@ def set_champion(
         raise RuntimeError("set_champion needs the session of registry_session (the lock)")
     session.add(
         ChampionHistory(
-            family=settings.family.value,
+            family=settings.family,
             action=str(action),
             version=version,
             previous_version=previous,
@@ -390,7 +390,7 @@ def promote(engine: Engine, settings: Settings, version: str, *, reason: str) ->
         set_champion(session, settings, version, reason=reason, previous=before.champion_version)
         record_event(
             session,
-            settings.family.value,
+            settings.family,
             ModelEventKind.promote,
             version=version,
             previous_version=before.champion_version,
@@ -422,7 +422,7 @@ def rollback(engine: Engine, settings: Settings, *, reason: str) -> ChampionChan
         )
         record_event(
             session,
-            settings.family.value,
+            settings.family,
             ModelEventKind.rollback,
             version=before.previous_version,
             previous_version=before.champion_version,

@@ -102,6 +102,14 @@ class TrackedRun:
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
 
+    def log_bytes(self, content: bytes, path: str) -> None:
+        """``content`` as the run's artifact ``path`` (e.g. ``onnx/model.onnx``)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(path).name
+            local.write_bytes(content)
+            parent = Path(path).parent.as_posix()
+            self.client.log_artifact(self.run_id, str(local), None if parent == "." else parent)
+
     def log_sklearn_model(
         self,
         pipeline: Any,

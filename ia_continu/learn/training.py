@@ -87,7 +87,7 @@ def retrain(
             with session_scope(engine) as session:
                 registry.record_event(
                     session,
-                    settings.family.value,
+                    settings.family,
                     ModelEventKind.failed,
                     reason=f"{reason}: {type(exc).__name__}: {exc}",
                 )
@@ -214,10 +214,11 @@ def _retrain_locked(
     )
     family.check_trainable(y_train)
 
-    pipeline = family.build_pipeline().fit(X_train, y_train)
+    pipeline = family.build_pipeline().fit(X_train, family.fit_target(y_train))
     pred_hold = family.predict_values(pipeline, X_hold)
     metrics = family.evaluate(y_hold, pred_hold)
-    family.after_fit(pipeline, y_hold, pred_hold)
+    # Declared models convert to ONNX here, checked against scikit-learn on this holdout.
+    family.after_fit(pipeline, y_hold, pred_hold, X_hold=X_hold, y_train=y_train)
     # Evaluated now, outside the registry lock; re-evaluated under it only if it moved.
     champion_metrics = _champion_metrics(settings, family, champion, X_hold, y_hold)
 
@@ -234,6 +235,10 @@ def _retrain_locked(
             },
             metrics=metrics,
         )
+        # The declaration that trained this version (and its ONNX model, when it agreed):
+        # a later edit of the file never changes what an older version was.
+        for path, content in family.run_artifacts(pipeline).items():
+            run.log_bytes(content, path)
         version = run.log_sklearn_model(
             pipeline,
             registered_model_name=settings.registered_model_name,

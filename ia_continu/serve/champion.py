@@ -34,6 +34,7 @@ class ServedModel:
     version: str
     pipeline: Any
     score: Callable[[np.ndarray], Scores]
+    engine: str = "numpy"  # what computes the answers: numpy, onnxruntime or sklearn
 
 
 class ModelHolder:
@@ -85,7 +86,10 @@ class ModelHolder:
                     self.on_load_failure(version, self.load_error)
                 # Keep serving the previous model if there was one, else the fallback.
                 return False
-            self.current = ServedModel(version, pipeline, scorer)
+            self.family.adopt(pipeline)
+            self.current = ServedModel(
+                version, pipeline, scorer, self.family.serving_engine(pipeline)
+            )
             self.load_error = None
             log.info("serving %s version %s", self.settings.registered_model_name, version)
             return True

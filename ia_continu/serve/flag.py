@@ -58,11 +58,11 @@ def _state(row: RolloutConfig) -> RolloutState:
 
 
 def _row(session: Session, settings: Settings) -> RolloutConfig:
-    row = session.get(RolloutConfig, settings.family.value)
+    row = session.get(RolloutConfig, settings.family)
     if row is None:
         initial = RolloutState.initial(settings)
         row = RolloutConfig(
-            family=settings.family.value,
+            family=settings.family,
             enabled=initial.enabled,
             percentage=initial.percentage,
             fallback_on_error=initial.fallback_on_error,

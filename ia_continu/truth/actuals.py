@@ -17,7 +17,6 @@ outcomes writes the same values again: the call is idempotent.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -61,15 +60,10 @@ def _dedupe(
     by_request: dict[str, float] = {}
     by_booking: dict[str, float] = {}
     for n, item in enumerate(items):
-        actual = item.get("actual")
-        if isinstance(actual, bool) or not isinstance(actual, int | float):
-            raise InvalidActual(f"item {n}: 'actual' must be a number")
-        actual = float(actual)
-        if not math.isfinite(actual):
-            raise InvalidActual(f"item {n}: 'actual' must be finite (no NaN or infinity)")
-        problem = family.outcome_problem(actual)
-        if problem is not None:
-            raise InvalidActual(f"item {n}: 'actual' {actual:g}: {problem}")
+        try:  # a number in range, or a declared class label (stored as its index)
+            actual = family.outcome_code(item.get("actual"))
+        except InvalidActual as exc:
+            raise InvalidActual(f"item {n}: 'actual' {exc}") from None
         request_id, booking_id = item.get("request_id"), item.get("booking_id")
         if request_id:
             by_request[str(request_id)] = actual

@@ -443,7 +443,7 @@ def prediction_count(session: Session, family: str) -> int:
 
 def _rollout(session: Session, settings: Settings) -> RolloutFigures:
     state = read_state(session, settings)
-    stats = rollout_stats(session, settings.family.value, state.stats_since)
+    stats = rollout_stats(session, settings.family, state.stats_since)
     return RolloutFigures(
         # The flag,
         ml_enabled=state.enabled,
@@ -466,7 +466,7 @@ def summary(session: Session, settings: Settings) -> Summary:
     index alone. A CASE per window per aggregate over the whole week would cost more than
     the second range.
     """
-    family = settings.family.value
+    family = settings.family
     now = utcnow()
     rules = get_family(family).rules
     since_24h, since_7d = now - timedelta(hours=24), now - timedelta(hours=168)

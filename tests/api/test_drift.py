@@ -29,7 +29,7 @@ def test_latest_drift_before_any_check(client):
 
 def test_latest_drift_is_the_newest_row_of_the_served_family(client):
     runtime = client.app.state.runtime
-    family = runtime.settings.family.value
+    family = runtime.settings.family
     now = utcnow()
     with session_scope(runtime.engine) as session:
         session.add(_report(family, drift=False, version="1", at=now - timedelta(hours=2)))

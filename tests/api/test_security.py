@@ -12,7 +12,13 @@ from api.main import create_app
 from tests.conftest import ADMIN
 
 # Read-only POST routes: scoring is public by design (keys guard state changes).
-PUBLIC_POSTS = {"/predict", "/predict/batch"}
+PUBLIC_POSTS = {
+    "/predict",
+    "/predict/batch",
+    "/models/{model}/predict",
+    "/models/{model}/predict/batch",
+    "/models/{model}/batch",
+}
 
 
 def _state_changing_routes() -> list[tuple[str, str]]:

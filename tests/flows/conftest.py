@@ -84,7 +84,7 @@ def flow_settings(prefect_server, settings, receiver, monkeypatch):
         "MLFLOW_ARTIFACTS_DIR": str(settings.mlflow_artifacts_dir),
         "MODEL_NAME_PREFIX": settings.model_name_prefix,
         "API_KEY": settings.effective_api_key,
-        "FAMILY": settings.family.value,
+        "FAMILY": settings.family,
         "ALERT_COOLDOWN_SECONDS": "0",
         "DISCORD_WEBHOOK_URL": receiver.url,
     }

@@ -35,8 +35,8 @@ def test_champion_promote_rollback_and_their_records(two_versions):
     assert back.changed and (back.champion_version, back.previous_version) == ("1", None)
 
     with session_scope(engine) as s:
-        history = registry.champion_history(s, settings.family.value)
-        events = registry.model_events(s, settings.family.value, limit=2)
+        history = registry.champion_history(s, settings.family)
+        events = registry.model_events(s, settings.family, limit=2)
     assert [h.action for h in history] == [
         ChampionAction.rollback,
         ChampionAction.promote,
@@ -54,7 +54,7 @@ def test_versions_are_listed_with_their_runs(two_versions):
     assert versions[0].aliases == ["champion"] and versions[1].aliases == []
     assert versions[0].run_name and versions[0].run_name.startswith("retrain_")
     assert set(versions[0].metrics) >= {"accuracy"} and versions[0].params["family"] == (
-        settings.family.value
+        settings.family
     )
     assert versions[0].created_at >= versions[1].created_at
 

@@ -486,7 +486,7 @@ def test_a_non_finite_model_answer_is_never_sent(make_client, fallback_on_error)
 
 def _insert_extreme_rows(client, values: list[float]) -> None:
     runtime = client.app.state.runtime
-    family = runtime.settings.family.value
+    family = runtime.settings.family
     now = utcnow()
     rows = []
     for i, actual in enumerate([0.0, 1.0, 1.0, *values]):

@@ -85,7 +85,7 @@ def test_threads_racing_promote_rollback_retrain_stay_consistent(client):
     for seed in (1, 2, 3):
         train(client, seed=seed, force=True)
     runtime = client.app.state.runtime
-    settings, engine, family = runtime.settings, runtime.engine, runtime.settings.family.value
+    settings, engine, family = runtime.settings, runtime.engine, runtime.settings.family
     changes = 3
     rng = random.Random(11)
 
@@ -133,7 +133,7 @@ def test_two_api_processes_racing_registry_calls_agree(client, tmp_path):
         train(client, seed=seed, force=True)
     client.post("/generate", json={"samples": 600, "seed": 4}, headers=ADMIN)
     runtime = client.app.state.runtime
-    settings, engine, family = runtime.settings, runtime.engine, runtime.settings.family.value
+    settings, engine, family = runtime.settings, runtime.engine, runtime.settings.family
     env = {**settings_env(settings), "IA_CONTINU_RATE_LIMIT_RETRAIN": "1000/minute"}
     with ThreadPoolExecutor(2) as pool:
         apis = list(pool.map(lambda _: start_api(env, tmp_path), range(2)))
@@ -187,7 +187,7 @@ def test_alias_failure_rolls_the_change_back(client):
     train(client, seed=1)
     train(client, seed=2, force=True)
     runtime = client.app.state.runtime
-    settings, engine, family = runtime.settings, runtime.engine, runtime.settings.family.value
+    settings, engine, family = runtime.settings, runtime.engine, runtime.settings.family
     before = _history(engine, family)
     # MLflow refuses an alias on a version it does not have: a real failure after the flush.
     with (
@@ -227,7 +227,7 @@ def test_an_alias_moved_behind_the_db_s_back_is_set_from_the_db(client):
     # Promoting the champion changes nothing and says so.
     r = client.post("/models/2/promote", headers=ADMIN)
     assert r.status_code == 200 and r.json()["changed"] is False
-    assert len(_history(runtime.engine, settings.family.value)) == 4
+    assert len(_history(runtime.engine, settings.family)) == 4
 
 
 def test_lock_excludes_other_holders_and_is_released_on_error(engine):

@@ -1,0 +1,340 @@
+"""A declaration served as a model family: what the loop needs of a model, read from a file.
+
+Everything inside the loop works on the encoded matrix of :mod:`~ia_continu.declared.features`
+(float64, declared order, categories as codes) and, for classifiers, on **class indices**
+(0 .. k-1 in ``target.classes`` order) rather than labels: the prediction log, the datasets
+table and the monitoring SQL store numbers, and an index compares exactly. The API turns an
+index back into its label (``label``/``labels``) and outcomes posted as labels into indices
+(``outcome_code``). For ``classes = [0, 1]`` index and label are the same number.
+
+Serving goes through ONNX Runtime when the fitted pipeline converts and agrees with
+scikit-learn on the holdout (checked once, at training: ``after_fit``); the verified ONNX
+bytes travel inside the registered pipeline, so every replica serves what was checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ia_continu.declared import metrics as declared_metrics
+from ia_continu.declared.build import FallbackScorer, build_pipeline, risk_levels
+from ia_continu.declared.data import load_dataset, simulate
+from ia_continu.declared.features import FeatureEncoder
+from ia_continu.declared.onnx import OnnxScorer, SklearnScorer, to_onnx
+from ia_continu.declared.schema import Declaration
+from ia_continu.errors import InvalidActual, UntrainableDataset
+from ia_continu.families.base import ModelFamily, Scores, Values
+from ia_continu.families.tasks import TaskRules, multiclass_rules, rules_for
+from ia_continu.vocab import Task
+
+# Attributes set on the fitted pipeline by ``after_fit``; skops keeps plain attributes, so
+# they are registered with it and read back by every replica that loads the version.
+ONNX_ATTR = "ia_continu_onnx"  # bytes of the verified ONNX model, or absent
+ONNX_REPORT_ATTR = "ia_continu_onnx_report"  # dict: converted?, max diff, reason
+FALLBACK_ATTR = "ia_continu_fallback_value"  # the fitted majority class index or mean
+CONFIDENCE_ATTR = "ia_continu_regression_confidence"  # holdout share within tolerance
+ONNX_CHECK_ROWS = 2_000  # holdout rows the conversion is verified on (enough, and quick)
+
+
+class DeclaredFamily(ModelFamily):
+    """One declaration as a :class:`ModelFamily` (see the module docstring)."""
+
+    def __init__(self, declaration: Declaration, prefixes: tuple[str, ...] = ()) -> None:
+        self.declaration = declaration
+        self.prefixes = prefixes
+        self.name = declaration.name
+        self.task = {
+            "binary": Task.classification,
+            "multiclass": Task.multiclass,
+            "regression": Task.regression,
+        }[declaration.task]
+        self.feature_names = declaration.feature_names
+        self.primary_metric = declaration.gate.metric
+        self.higher_is_better = declaration.gate.higher_is_better
+        self.encoder = FeatureEncoder(declaration)
+        self.classes = self.encoder.class_array() if declaration.is_classifier else None
+        self._class_index = (
+            {c: i for i, c in enumerate(declaration.classes)} if declaration.is_classifier else {}
+        )
+        self._fallback = FallbackScorer(declaration)
+        # Before any champion was trained, a "majority"/"mean" fallback has learnt nothing:
+        # it answers the first class, or the middle of the target's declared range.
+        self.fallback_value: float = self._initial_fallback()
+
+    # --- description -----------------------------------------------------------------
+    @property
+    def rules(self) -> TaskRules:
+        if self.task == Task.multiclass:
+            return multiclass_rules(len(self.declaration.classes))
+        return rules_for(self.task)
+
+    @property
+    def has_simulator(self) -> bool:
+        return self.declaration.simulator is not None or self.declaration.dataset is not None
+
+    # --- data ------------------------------------------------------------------------
+    def sample(
+        self, n: int, *, rng: np.random.Generator, drift: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        d = self.declaration
+        if d.simulator is not None:
+            frame, y = simulate(d, n, rng=rng, drifted=drift > 0)
+        elif d.dataset is not None:  # a bundled dataset: resampled, it has no drift knob
+            frame, y = load_dataset(d)
+            pick = rng.integers(0, len(frame), n)
+            frame, y = frame.iloc[pick].reset_index(drop=True), np.asarray(y)[pick]
+        else:
+            raise UntrainableDataset(
+                f"model '{self.name}' has no simulator: import data with "
+                f"POST /models/{self.name}/datasets instead"
+            )
+        return self.encoder.frame(frame), self.target_codes(y)
+
+    def target_codes(self, y: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
+        """Validated outcomes as the loop stores them: class indices or numbers (float64).
+        Raises InvalidActual naming the row."""
+        values = self.encoder.target(y)
+        if self.classes is None:
+            return values
+        index = self._class_index
+        return np.fromiter((index[v] for v in values.tolist()), np.float64, len(values))
+
+    def encode_rows(self, rows: Any) -> np.ndarray:
+        return self.encoder.rows(rows)
+
+    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.encoder.frame(frame)
+
+    def validate(self, X: np.ndarray) -> None:
+        super().validate(X)  # shape and finiteness; domains were checked while encoding
+
+    def outcome_code(self, value: Any) -> float:
+        if self.classes is not None:
+            code = None if isinstance(value, bool) else self._class_index.get(value)
+            if code is None and isinstance(value, float) and value.is_integer():
+                code = self._class_index.get(int(value))
+            if code is None:
+                allowed = ", ".join(map(repr, self.declaration.classes))
+                raise InvalidActual(f"{value!r} is not one of the classes {allowed}")
+            return float(code)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidActual(f"must be a finite number, not {type(value).__name__}")
+        x = float(value)
+        if not math.isfinite(x):
+            raise InvalidActual("must be finite (no NaN or infinity)")
+        low, high = self.declaration.target.min, self.declaration.target.max
+        if (low is not None and x < low) or (high is not None and x > high):
+            raise InvalidActual(f"{x:g} is outside the target's range [{low}, {high}]")
+        return x
+
+    def outcome_problem(self, value: float) -> str | None:
+        try:
+            self.outcome_code(value)
+        except InvalidActual as exc:
+            return str(exc)
+        return None
+
+    def decode(self, X: np.ndarray) -> pd.DataFrame:
+        """The matrix as declared values (category texts, booleans): for drift reports."""
+        return self.encoder.decode(X)
+
+    # --- model -----------------------------------------------------------------------
+    def build_pipeline(self) -> Any:
+        return build_pipeline(self.declaration, self.prefixes)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        params = {
+            f"estimator.{k}": _param_text(v) for k, v in self.declaration.estimator.params.items()
+        }
+        return {"estimator": self.declaration.estimator.class_path, **params}
+
+    def check_trainable(self, y: np.ndarray) -> None:
+        if self.classes is not None and len(np.unique(y)) < 2:
+            raise UntrainableDataset(
+                f"the dataset has a single class: '{self.name}' needs at least two of "
+                f"{list(self.declaration.classes)}"
+            )
+        if len(y) < 10:
+            raise UntrainableDataset(f"{len(y)} rows: at least 10 are needed to train")
+
+    def fit_target(self, y: np.ndarray) -> np.ndarray:
+        """What the estimator is fitted on: int indices for classifiers."""
+        return y.astype(np.int64) if self.classes is not None else y
+
+    def predict_values(self, pipeline: Any, X: np.ndarray) -> np.ndarray:
+        return np.asarray(pipeline.predict(X), dtype=np.float64)
+
+    def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        if self.classes is None:
+            return declared_metrics.evaluate(self.declaration, y_true, y_pred)
+        labels = self.classes
+        t = labels[np.asarray(y_true, dtype=np.int64)]
+        p = labels[np.clip(np.asarray(y_pred, dtype=np.int64), 0, len(labels) - 1)]
+        return declared_metrics.evaluate(self.declaration, t, p)
+
+    def after_fit(
+        self,
+        pipeline: Any,
+        y_hold: np.ndarray,
+        pred_hold: np.ndarray,
+        X_hold: np.ndarray | None = None,
+        y_train: np.ndarray | None = None,
+    ) -> None:
+        """Keep on the pipeline what serving needs: the verified ONNX model (checked on the
+        holdout), the fitted fallback value, a regression's confidence."""
+        if y_train is not None and self._fallback.kind == "strategy":
+            if self.classes is not None:
+                counts = Counter(np.asarray(y_train, dtype=np.int64).tolist())
+                value = float(max(range(len(self.classes)), key=lambda i: counts.get(i, 0)))
+            else:
+                value = float(np.mean(y_train))
+            setattr(pipeline, FALLBACK_ATTR, value)
+        if self.classes is None:
+            within = np.abs(np.asarray(y_hold) - np.asarray(pred_hold)) < self._tolerance
+            setattr(pipeline, CONFIDENCE_ATTR, float(within.mean()) if len(within) else 0.5)
+        if X_hold is not None and len(X_hold):
+            scorer, report = to_onnx(pipeline, X_hold[:ONNX_CHECK_ROWS])
+            setattr(pipeline, ONNX_REPORT_ATTR, report.as_dict())
+            if isinstance(scorer, OnnxScorer):
+                setattr(pipeline, ONNX_ATTR, scorer.model)
+
+    def run_artifacts(self, pipeline: Any) -> dict[str, bytes]:
+        """The validated declaration (JSON) and, when it agreed, the ONNX model and its check."""
+        files = {
+            "declaration.json": self.declaration.model_dump_json(by_alias=True, indent=2).encode()
+        }
+        report = getattr(pipeline, ONNX_REPORT_ATTR, None)
+        if report is not None:
+            files["onnx/check.json"] = json.dumps(report, indent=2, default=str).encode()
+        model = getattr(pipeline, ONNX_ATTR, None)
+        if model:
+            files["onnx/model.onnx"] = bytes(model)
+        return files
+
+    # --- serving ---------------------------------------------------------------------
+    def serving_engine(self, pipeline: Any) -> str:
+        return "onnxruntime" if getattr(pipeline, ONNX_ATTR, None) else "sklearn"
+
+    def adopt(self, pipeline: Any) -> None:
+        """The served champion's fitted fallback value becomes this process's fallback."""
+        value = getattr(pipeline, FALLBACK_ATTR, None)
+        if value is not None:
+            self.fallback_value = float(value)
+
+    def compile_scorer(
+        self, pipeline: Any, *, explain: bool = True
+    ) -> Callable[[np.ndarray], Scores]:
+        model = getattr(pipeline, ONNX_ATTR, None)
+        scorer: OnnxScorer | SklearnScorer
+        if model:
+            has_proba = self.classes is not None and hasattr(pipeline, "predict_proba")
+            codes = np.arange(len(self.classes)) if self.classes is not None else None
+            scorer = OnnxScorer(model, classes=codes, has_proba=has_proba)
+        else:
+            scorer = SklearnScorer(pipeline)
+        bands = self.declaration.risk_bands
+        if self.classes is None:
+            confidence = float(getattr(pipeline, CONFIDENCE_ATTR, 0.5))
+
+            def score_regression(X: np.ndarray) -> Scores:
+                pred = np.asarray(scorer.predict(X), dtype=np.float64).reshape(-1)
+                return Scores(
+                    prediction=pred,
+                    confidence=np.full(len(pred), confidence),
+                    risk_level=_bands(self.declaration, pred) if bands else None,
+                )
+
+            return score_regression
+
+        # Fitted on indices: classes_ maps probability columns to them (a class absent from
+        # the training data has no column).
+        fitted = np.asarray(getattr(pipeline, "classes_", np.arange(len(self.classes))), float)
+        positive = np.flatnonzero(fitted == 1.0)
+
+        def score_classes(X: np.ndarray) -> Scores:
+            if isinstance(scorer, OnnxScorer):
+                labels, proba = scorer.run(X)  # one session run for both outputs
+            else:
+                labels, proba = None, scorer.predict_proba(X)
+            if proba is None:  # an estimator without probabilities: sure of its label
+                raw = labels if labels is not None else scorer.predict(X)
+                pred = np.asarray(raw, dtype=np.float64).reshape(-1)
+                return Scores(prediction=pred, confidence=np.ones(len(pred)))
+            proba = np.asarray(proba, dtype=np.float64)
+            scores = Scores(prediction=fitted[proba.argmax(axis=1)], confidence=proba.max(axis=1))
+            if len(fitted) == 2 and len(positive):
+                scores.extra["probability"] = proba[:, positive[0]]
+            return scores
+
+        return score_classes
+
+    def fallback(self, X: np.ndarray) -> Scores:
+        n = len(X)
+        if self._fallback.kind == "strategy":
+            pred = np.full(n, self.fallback_value)
+        else:
+            values = self._fallback.predict(X)
+            pred = (
+                np.fromiter((self._class_index[v] for v in values.tolist()), np.float64, n)
+                if self.classes is not None
+                else np.asarray(values, dtype=np.float64)
+            )
+        scores = Scores(prediction=pred, confidence=np.full(n, self._fallback.confidence))
+        if self.classes is None and self.declaration.risk_bands:
+            scores.risk_level = _bands(self.declaration, pred)
+        return scores
+
+    def label(self, value: float) -> Any:
+        if self.classes is None:
+            return round(value, 4)
+        return (
+            self.classes[int(value)].item()
+            if self.classes.dtype.kind == "i"
+            else self.classes[int(value)]
+        )
+
+    def labels(self, values: np.ndarray) -> list[Any]:
+        if self.classes is None:
+            return values.round(4).tolist()
+        return self.classes[values.astype(np.int64)].tolist()
+
+    def accurate(self, prediction: Values, actual: Values) -> Values:
+        if self.classes is not None:
+            return prediction == actual
+        tolerance = self._tolerance
+        return (prediction - actual < tolerance) & (actual - prediction < tolerance)
+
+    # --- helpers ---------------------------------------------------------------------
+    @property
+    def _tolerance(self) -> float:
+        return float(self.declaration.tolerance or 0.0)
+
+    def _initial_fallback(self) -> float:
+        if self.classes is not None:
+            if self._fallback.kind == "constant":
+                return float(self._class_index.get(self.declaration.fallback.constant, 0))
+            return 0.0
+        if self._fallback.kind == "constant":
+            return float(self.declaration.fallback.constant)
+        # A mean not learnt yet: 0, moved into the target's declared range.
+        low, high = self.declaration.target.min, self.declaration.target.max
+        value = 0.0 if low is None else max(0.0, low)
+        return value if high is None else min(value, high)
+
+
+def _bands(declaration: Declaration, predictions: np.ndarray) -> list[str] | None:
+    levels = risk_levels(declaration, predictions)
+    return None if levels is None else levels.tolist()
+
+
+def _param_text(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return str(dict(value))[:250]
+    return value
