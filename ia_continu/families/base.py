@@ -169,6 +169,10 @@ class ModelFamily(ABC):
         new, old = challenger[self.primary_metric], champion[self.primary_metric]
         return new >= old - margin if self.higher_is_better else new <= old + margin
 
+    def skops_trusted_types(self, pipeline: Any) -> list[str]:
+        """Types skops must be told to trust to save and load ``pipeline`` (our own code)."""
+        return list(self.trusted_types)
+
     def run_artifacts(self, pipeline: Any) -> dict[str, bytes]:
         """Files logged with the training run besides the model (path -> content)."""
         return {}

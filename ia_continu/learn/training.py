@@ -246,7 +246,7 @@ def _retrain_locked(
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"numpy=={np.__version__}"],
             # MLflow 3 saves with skops, which refuses functions it does not know; our
             # feature engineering is our own code, installed with the package.
-            skops_trusted_types=list(family.trusted_types) or None,
+            skops_trusted_types=family.skops_trusted_types(pipeline) or None,
         )
         gate = _gate(
             settings,
