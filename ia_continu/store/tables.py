@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,18 +31,47 @@ def utcnow() -> datetime:
 Timestamp = DateTime(timezone=False)
 
 
+class FeatureSchema(Base):
+    """An ordered list of feature names a model stored rows under (migration 0003).
+
+    Rows keep features as lists of encoded numbers; ``schema_id`` on a row says which name
+    each position is, so a declaration that changes its features never misreads old rows."""
+
+    __tablename__ = "feature_schemas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(64))
+    names: Mapped[list[str]] = mapped_column(JSON)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the names, in order
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("family", "fingerprint", name="uq_feature_schemas_family_fingerprint"),
+    )
+
+
 class Dataset(Base):
-    """One call of /generate: a batch of labelled synthetic samples."""
+    """A batch of labelled rows: drawn by /generate, imported from a file, or ingested."""
 
     __tablename__ = "datasets"
 
     generation_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    family: Mapped[str] = mapped_column(String(32), index=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
     samples_count: Mapped[int] = mapped_column(Integer)
     drift: Mapped[bool] = mapped_column(Boolean, default=False)
     seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     hour_generated: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    # NULL on rows from before migration 0003: "simulator".
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)  # simulator|import|ingest
+    source_name: Mapped[str | None] = mapped_column(Text, nullable=True)  # file name or query
+    # SHA-256 of the imported content: the ingestion flow loads each file once per model.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    schema_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # FeatureSchema.id
+
+    __table_args__ = (
+        Index("ux_datasets_family_fingerprint", "family", "fingerprint", unique=True),
+    )
 
 
 class DatasetSample(Base):
@@ -66,7 +96,7 @@ class PredictionLog(Base):
     request_id: Mapped[str] = mapped_column(String(100))
     booking_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     driver_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    family: Mapped[str] = mapped_column(String(32))
+    family: Mapped[str] = mapped_column(String(64))
     features: Mapped[list[float]] = mapped_column(JSON)
 
     prediction: Mapped[float] = mapped_column(Float)
@@ -86,6 +116,10 @@ class PredictionLog(Base):
     actual: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[float | None] = mapped_column(Float, nullable=True)  # |prediction - actual|
     is_accurate: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+    # FeatureSchema.id: which feature each position of ``features`` is (NULL: the built-in
+    # families' original order, rows from before migration 0003).
+    schema_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     actual_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
@@ -108,7 +142,7 @@ class ModelEvent(Base):
     __tablename__ = "model_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    family: Mapped[str] = mapped_column(String(32))
+    family: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(32))
     version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     previous_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
@@ -125,7 +159,7 @@ class ChampionHistory(Base):
     __tablename__ = "champion_history"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    family: Mapped[str] = mapped_column(String(32))
+    family: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(16))  # vocab.ChampionAction
     version: Mapped[str] = mapped_column(String(50))
     previous_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
@@ -140,7 +174,7 @@ class RolloutConfig(Base):
 
     __tablename__ = "rollout_config"
 
-    family: Mapped[str] = mapped_column(String(32), primary_key=True)
+    family: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     percentage: Mapped[float] = mapped_column(Float, default=100.0)
     fallback_on_error: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -156,7 +190,7 @@ class DriftReport(Base):
     __tablename__ = "drift_reports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    family: Mapped[str] = mapped_column(String(32))
+    family: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
     dataset_drift: Mapped[bool] = mapped_column(Boolean)
     drift_share: Mapped[float] = mapped_column(Float)
