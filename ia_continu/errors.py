@@ -4,7 +4,8 @@
     ├── InvalidInput              422  the caller sent something the domain refuses
     │   ├── InvalidFeatures            wrong shape, name, type or out-of-domain feature value
     │   ├── InvalidActual              an outcome the model's task cannot have
-    │   └── UntrainableDataset         a dataset that cannot train the model (one class...)
+    │   ├── UntrainableDataset         a dataset that cannot train the model (one class...)
+    │   └── UnreadableDataset          an imported file that is not the format it claims
     ├── NotFound                  404  a thing named by the caller does not exist
     │   ├── UnknownModel               a model name no declaration gives
     │   ├── UnknownVersion             a model version the registry does not have
@@ -12,7 +13,8 @@
     ├── Conflict                  409  the request is valid but the state does not allow it
     │   ├── NothingToRollBack          no earlier champion
     │   ├── NoDatasetYet               retrain before any data exists
-    │   └── NoSimulator                /generate for a model that only learns from imports
+    │   ├── NoSimulator                /generate for a model that only learns from imports
+    │   └── DuplicateDataset           the same file imported twice for one model
     └── Unavailable               503  the service cannot answer now
         └── ModelFailure               ML failed and the rollout says not to fall back
 
@@ -45,6 +47,10 @@ class UntrainableDataset(InvalidInput):
     """The dataset cannot train the model: too few rows, one class, no variation."""
 
 
+class UnreadableDataset(InvalidInput):
+    """An imported file that cannot be read as its format (broken CSV, not Parquet...)."""
+
+
 class NotFound(IaContinuError, LookupError):
     status_code = 404
 
@@ -75,6 +81,14 @@ class NoDatasetYet(Conflict, LookupError):
 
 class NoSimulator(Conflict):
     """``/generate`` for a model without a simulator: its data must be imported."""
+
+
+class VersionNeedsFeature(Conflict):
+    """A model version was trained on a feature the current declaration no longer has."""
+
+
+class DuplicateDataset(Conflict):
+    """This model already has a dataset with the same content (same SHA-256)."""
 
 
 class Unavailable(IaContinuError, RuntimeError):
