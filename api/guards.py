@@ -19,6 +19,8 @@ from api.security import api_key_header, require_api_key
 from ia_continu.config import Settings
 
 DEFAULT_MAX_BODY_BYTES: int = Settings.model_fields["max_body_bytes"].default
+DEFAULT_MAX_DATASET_BYTES: int = Settings.model_fields["max_dataset_bytes"].default
+DATASET_SUFFIX = "/datasets"  # uploads of whole files (api/routes/datasets.py)
 
 
 class BodyTooLarge(HTTPException):
@@ -28,20 +30,21 @@ class BodyTooLarge(HTTPException):
     exception there becomes a 400 "error parsing the body"), and its handler answers 413.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, setting: str) -> None:
         super().__init__(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            _too_large(limit),
+            _too_large(limit, setting),
             headers={"Connection": "close"},
         )
 
 
-def _too_large(limit: int) -> str:
-    return f"request body larger than {limit} bytes (IA_CONTINU_MAX_BODY_BYTES)"
+def _too_large(limit: int, setting: str) -> str:
+    return f"request body larger than {limit} bytes (IA_CONTINU_{setting.upper()})"
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware: a body over ``max_body_bytes`` gets a 413, on every route.
+    """Pure ASGI middleware: a body over ``max_body_bytes`` gets a 413, on every route but
+    dataset uploads (paths ending in ``/datasets``), held to ``max_dataset_bytes`` instead.
 
     A declared Content-Length over the limit is refused at once, nothing read. A body
     without one (chunked) is counted as it arrives and refused as soon as it passes the
@@ -52,16 +55,22 @@ class BodySizeLimit:
         self.app = app
         self.default_limit = default_limit
 
-    def _limit(self, scope: Scope) -> int:
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """The limit for this request and the setting that sets it."""
         # The settings live on the runtime, created by the lifespan after the middleware.
         runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
-        return getattr(getattr(runtime, "settings", None), "max_body_bytes", self.default_limit)
+        settings = getattr(runtime, "settings", None)
+        if scope.get("path", "").rstrip("/").endswith(DATASET_SUFFIX):
+            return getattr(settings, "max_dataset_bytes", DEFAULT_MAX_DATASET_BYTES), (
+                "max_dataset_bytes"
+            )
+        return getattr(settings, "max_body_bytes", self.default_limit), "max_body_bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope)
+        limit, setting = self._limit(scope)
         declared = None
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -73,7 +82,7 @@ class BodySizeLimit:
         if declared is not None:
             # The server holds the client to its Content-Length: no counting needed.
             if declared > limit:
-                await _send_413(send, limit)
+                await _send_413(send, limit, setting)
                 return
             await self.app(scope, receive, send)
             return
@@ -87,7 +96,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, setting)
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -103,11 +112,11 @@ class BodySizeLimit:
             # read outside it.
             if started:
                 raise
-            await _send_413(send, limit)
+            await _send_413(send, limit, setting)
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = finite_json({"detail": _too_large(limit)})
+async def _send_413(send: Send, limit: int, setting: str) -> None:
+    body = finite_json({"detail": _too_large(limit, setting)})
     await send(
         {
             "type": "http.response.start",

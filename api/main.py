@@ -17,6 +17,7 @@ from api.metrics import HttpMetricsMiddleware
 from api.routes import (
     actuals,
     dashboard,
+    datasets,
     declared,
     drift,
     feature_flags,
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router, prefix in (
         (health.router, ""),
         (generate.router, ""),
+        (datasets.router, ""),
         (predict.router, ""),
         (retrain.router, ""),
         (declared.router, ""),  # before /models/{model}: "declared" is not a model name
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (predict.model_router, ""),
         (retrain.router, ""),
         (generate.router, ""),
+        (datasets.router, ""),
         (models.router, ""),
         (feature_flags.router, "/rollout"),
         (actuals.router, ""),

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest request body, in bytes (413 beyond it, before it is read)",
     )
+    # Dataset uploads stream to a temporary file, never into memory: their own, larger limit.
+    max_dataset_bytes: int = Field(
+        2 * 1024**3,
+        ge=1024,
+        description="largest dataset file POSTed to .../datasets, in bytes (413 beyond it)",
+    )
 
     # --- prediction log ------------------------------------------------------------------
     prediction_log_enabled: bool = Field(

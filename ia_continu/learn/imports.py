@@ -185,7 +185,7 @@ def _refuse_duplicate(session: Session, model: str, fingerprint: str) -> None:
     if earlier is not None:
         raise DuplicateDataset(
             f"model {model!r} already has this content as dataset {earlier} "
-            f"(same SHA-256 {fingerprint[:12]}...); pass allow_duplicate to import it again"
+            f"(same SHA-256 {fingerprint[:12]}...); allow_duplicate=true imports it again"
         )
 
 
