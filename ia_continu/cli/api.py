@@ -15,6 +15,20 @@ ApiKey = Annotated[
 ]
 
 
+ModelName = Annotated[
+    str | None,
+    typer.Option("--model", help="the declared model to act on; default: the server's default"),
+]
+
+
+def model_prefix(model: str | None, default: str) -> str:
+    """Where a model's routes live: ``/models/NAME`` for a named model, else the default
+    model's own paths (``default``), which every server has."""
+    from urllib.parse import quote
+
+    return f"/models/{quote(model, safe='')}" if model else default
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

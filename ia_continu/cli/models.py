@@ -1,6 +1,7 @@
-"""``ia-continu models``: the declared models, the served model's registry, promote, rollback.
+"""``ia-continu models``: the declared models, one model's registry, promote, rollback.
 
-Everything goes through the API: ``list`` reads ``/models/declared`` and ``/models``;
+Everything goes through the API: ``list`` reads ``/models/declared`` and ``/models`` (or
+``/models/NAME`` with ``--model NAME``);
 ``promote`` and ``rollback`` call the admin routes, so they take the same cross-process
 registry lock as every other champion change (and this replica serves the new champion
 before answering, the others within a poll). Only httpx and the settings are imported.
@@ -12,11 +13,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ia_continu.cli.api import ApiKey, ApiUrl, connection, detail, fail
+from ia_continu.cli.api import ApiKey, ApiUrl, ModelName, connection, detail, fail, model_prefix
 
 models_app = typer.Typer(
     no_args_is_help=True,
-    help="Declared models and the served model's registry (list, promote, rollback).",
+    help="Declared models and each model's registry (list, promote, rollback).",
 )
 
 Reason = Annotated[str | None, typer.Option("--reason", help="recorded in the champion history")]
@@ -76,10 +77,9 @@ def render_declared(declared: list[dict[str, Any]]) -> list[str]:
 
 
 def render_registry(models: dict[str, Any]) -> list[str]:
-    """The served model's champion and its registered versions, newest first."""
+    """One model's champion and its registered versions, newest first."""
     lines = [
-        f"Registry of the served model ({models['family']}, "
-        f"registered as {models['registered_model']}):",
+        f"Registry of {models['family']} (registered as {models['registered_model']}):",
         f"   champion          : {models['champion_version'] or 'none'}",
         f"   rollback restores : {models['previous_version'] or 'nothing'}",
         f"   served here       : {models['served_version'] or 'the fallback (no model)'}",
@@ -96,11 +96,11 @@ def render_registry(models: dict[str, Any]) -> list[str]:
 
 
 @models_app.command("list")
-def list_models(api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
-    """Declared models (* = served), then the served model's champion and versions."""
+def list_models(model: ModelName = None, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+    """Declared models (* = the default), then one model's champion and versions."""
     declared = _call("GET", "/models/declared", api_url, api_key)
-    registry = _call("GET", "/models", api_url, api_key)
-    typer.echo("Declared models (only the served one is trained and monitored for now):")
+    registry = _call("GET", model_prefix(model, "/models"), api_url, api_key)
+    typer.echo("Declared models (* = the server's default; --model NAME for another):")
     for line in render_declared(declared):
         typer.echo(line)
     typer.echo("")
@@ -124,6 +124,7 @@ def _print_change(change: dict[str, Any], action: str) -> None:
 def promote(
     version: Annotated[str, typer.Argument(help="the registered version to make champion")],
     reason: Reason = None,
+    model: ModelName = None,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -131,12 +132,16 @@ def promote(
     from urllib.parse import quote
 
     body = {"reason": reason} if reason is not None else None
-    path = f"/models/{quote(version, safe='')}/promote"  # a version is one path segment
+    # A version is one path segment.
+    path = f"{model_prefix(model, '/models')}/{quote(version, safe='')}/promote"
     _print_change(_call("POST", path, api_url, api_key, body), "promoted")
 
 
 @models_app.command()
-def rollback(reason: Reason = None, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+def rollback(
+    reason: Reason = None, model: ModelName = None, api_url: ApiUrl = None, api_key: ApiKey = None
+) -> None:
     """Restore the champion before the current one."""
     body = {"reason": reason} if reason is not None else None
-    _print_change(_call("POST", "/models/rollback", api_url, api_key, body), "rolled back")
+    path = f"{model_prefix(model, '/models')}/rollback"
+    _print_change(_call("POST", path, api_url, api_key, body), "rolled back")

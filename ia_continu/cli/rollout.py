@@ -11,13 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ia_continu.cli.api import ApiKey, ApiUrl, connection, detail, fail
+from ia_continu.cli.api import ApiKey, ApiUrl, ModelName, connection, detail, fail, model_prefix
 
 rollout_app = typer.Typer(
     no_args_is_help=True, help="Progressive rollout of the ML model (status, enable, disable)."
 )
 
-PREFIX = "/api/feature-flags"
+PREFIX = "/api/feature-flags"  # the default model's; a named model's is /models/NAME/rollout
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="print the request, send nothing")]
 Pct = Annotated[float, typer.Argument(min=0, max=100, help="share of traffic to ML, 0..100")]
@@ -27,15 +27,24 @@ def register(app: typer.Typer) -> None:
     app.add_typer(rollout_app, name="rollout")
 
 
+def _prefix(model: str | None) -> str:
+    return f"{model_prefix(model, '')}/rollout" if model else PREFIX
+
+
 def _call(
-    method: str, path: str, api_url: str | None, api_key: str | None, body: dict | None = None
+    method: str,
+    path: str,
+    api_url: str | None,
+    api_key: str | None,
+    body: dict | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     import httpx
 
     url, key = connection(api_url, api_key)
     try:
         response = httpx.request(
-            method, url + PREFIX + path, json=body, headers={"X-API-Key": key}, timeout=10.0
+            method, url + _prefix(model) + path, json=body, headers={"X-API-Key": key}, timeout=10.0
         )
     except httpx.HTTPError as exc:
         fail(f"cannot reach the API at {url}: {exc}")
@@ -46,12 +55,14 @@ def _call(
     return response.json()
 
 
-def _dry_run(method: str, path: str, api_url: str | None, body: dict | None = None) -> None:
+def _dry_run(
+    method: str, path: str, api_url: str | None, body: dict | None = None, model: str | None = None
+) -> None:
     from ia_continu.config import get_settings
 
     url = (api_url or get_settings().api_url).rstrip("/")
     shown = f" {body}" if body is not None else ""
-    typer.echo(f"[dry-run] would send {method} {url}{PREFIX}{path}{shown}; nothing sent")
+    typer.echo(f"[dry-run] would send {method} {url}{_prefix(model)}{path}{shown}; nothing sent")
 
 
 def _yes(value: bool) -> str:
@@ -86,22 +97,31 @@ def render_status(status: dict[str, Any]) -> str:
     )
 
 
-def _change(path: str, body: dict | None, dry_run: bool, api_url: str | None, key: str | None):
+def _change(
+    path: str,
+    body: dict | None,
+    dry_run: bool,
+    api_url: str | None,
+    key: str | None,
+    model: str | None,
+) -> None:
     if dry_run:
-        _dry_run("POST", path, api_url, body)
+        _dry_run("POST", path, api_url, body, model)
         return
-    answer = _call("POST", path, api_url, key, body)
+    answer = _call("POST", path, api_url, key, body, model)
     typer.echo(answer.get("message", "done"))
     typer.echo(render_status(answer["status"]))
 
 
 @rollout_app.command()
-def status(api_url: ApiUrl = None, api_key: ApiKey = None, dry_run: DryRun = False) -> None:
+def status(
+    model: ModelName = None, api_url: ApiUrl = None, api_key: ApiKey = None, dry_run: DryRun = False
+) -> None:
     """Print the rollout configuration, its stats and the health verdict."""
     if dry_run:
-        _dry_run("GET", "/status", api_url)
+        _dry_run("GET", "/status", api_url, model=model)
         return
-    typer.echo(render_status(_call("GET", "/status", api_url, api_key)))
+    typer.echo(render_status(_call("GET", "/status", api_url, api_key, model=model)))
 
 
 @rollout_app.command()
@@ -109,30 +129,39 @@ def enable(
     percentage: Annotated[
         float | None, typer.Option(min=0, max=100, help="share to ML; keep the current if absent")
     ] = None,
+    model: ModelName = None,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
     dry_run: DryRun = False,
 ) -> None:
     """Turn ML on, optionally at a share of the traffic."""
     body = {"percentage": percentage} if percentage is not None else {}
-    _change("/ml/enable", body, dry_run, api_url, api_key)
+    _change("/ml/enable", body, dry_run, api_url, api_key, model)
 
 
 @rollout_app.command()
 def percentage(
-    value: Pct, api_url: ApiUrl = None, api_key: ApiKey = None, dry_run: DryRun = False
+    value: Pct,
+    model: ModelName = None,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Change the share of traffic routed to ML (ids already in keep their answer)."""
-    _change("/ml/percentage", {"percentage": value}, dry_run, api_url, api_key)
+    _change("/ml/percentage", {"percentage": value}, dry_run, api_url, api_key, model)
 
 
 @rollout_app.command()
-def disable(api_url: ApiUrl = None, api_key: ApiKey = None, dry_run: DryRun = False) -> None:
+def disable(
+    model: ModelName = None, api_url: ApiUrl = None, api_key: ApiKey = None, dry_run: DryRun = False
+) -> None:
     """Turn ML off: the fallback answers every request."""
-    _change("/ml/disable", None, dry_run, api_url, api_key)
+    _change("/ml/disable", None, dry_run, api_url, api_key, model)
 
 
 @rollout_app.command("reset-stats")
-def reset_stats(api_url: ApiUrl = None, api_key: ApiKey = None, dry_run: DryRun = False) -> None:
+def reset_stats(
+    model: ModelName = None, api_url: ApiUrl = None, api_key: ApiKey = None, dry_run: DryRun = False
+) -> None:
     """Start counting the stats from now."""
-    _change("/reset-stats", None, dry_run, api_url, api_key)
+    _change("/reset-stats", None, dry_run, api_url, api_key, model)
