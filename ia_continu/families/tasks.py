@@ -67,6 +67,9 @@ class TaskRules(ABC):
     performance_limits: ClassVar[tuple[Limit, ...]]
     # What "the model got worse" means for the retrain rule (any one crossed).
     retrain_limits: ClassVar[tuple[Limit, ...]]
+    # MAE, RMSE and R² mean something: the answer is a number. On class labels or indices
+    # they would be figures about the numbering, so a classifier's are None.
+    numeric_errors: ClassVar[bool] = False
 
     def figure_sums(self, prediction: SQL, actual: SQL) -> list[SQL]:
         """Extra labelled aggregates over a window's rows, read back by ``figures``."""
@@ -127,6 +130,7 @@ class RegressionRules(TaskRules):
 
     task = Task.regression
     lift_metric = "mae"
+    numeric_errors = True
     performance_limits = (
         Limit("mae", "mae_threshold", "<"),
         Limit("r2", "r2_threshold", ">"),
@@ -146,7 +150,9 @@ class RegressionRules(TaskRules):
 
 class MulticlassRules(TaskRules):
     """One of ``k`` classes (stored as indices 0..k-1): accuracy, and macro precision, recall
-    and F1 (every class counts the same, as scikit-learn's ``average="macro"``)."""
+    and F1 (every class counts the same, as scikit-learn's ``average="macro"``: averaged over
+    the classes present among the window's actuals or predictions, so a class nobody saw
+    nor predicted does not drag the average down with a 0)."""
 
     task = Task.multiclass
     lift_metric = "accuracy"
@@ -171,13 +177,19 @@ class MulticlassRules(TaskRules):
         if not labeled:
             return {"precision": None, "recall": None, "f1": None}
         precision = recall = f1 = 0.0
+        present = 0
         for c in range(self.k):
             tp, fp, fn = (int(sums[f"{x}{c}"] or 0) for x in ("tp", "fp", "fn"))
+            if not tp + fp + fn:
+                continue  # neither an actual nor a prediction of this class
+            present += 1
+            # scikit-learn's zero_division=0: a class never predicted (or never actual) scores 0.
             p = tp / (tp + fp) if tp + fp else 0.0
             r = tp / (tp + fn) if tp + fn else 0.0
             precision, recall = precision + p, recall + r
             f1 += 2 * p * r / (p + r) if p + r else 0.0
-        return {"precision": precision / self.k, "recall": recall / self.k, "f1": f1 / self.k}
+        n = max(present, 1)
+        return {"precision": precision / n, "recall": recall / n, "f1": f1 / n}
 
     def lift_sum(self, answer: SQL, actual: SQL, other_known: ColumnElement[bool]) -> SQL:
         return func.count(when(other_known & (answer == actual)))

@@ -6,8 +6,10 @@ loads a window's rows into Python, so a week of traffic costs one indexed scan, 
 Which rows count:
 - ``count``, ``avg_confidence`` and ``avg_prediction_time_ms`` cover every prediction answered
   in the window;
-- ``labeled_count`` and the quality figures (MAE, RMSE, R², accuracy rate, and for a
-  classifier precision, recall, F1) cover only the rows whose actual outcome is known;
+- ``labeled_count`` and the quality figures cover only the rows whose actual outcome is
+  known: the accuracy rate for every task, MAE, RMSE and R² for a regressor (None for a
+  classifier, whose predictions are class indices: an error between indices means nothing),
+  precision, recall and F1 for a classifier (macro averages for more than two classes);
 - ``lift`` covers the shadow rows: both the ML and the fallback answer logged, and an actual.
 
 What depends on the task (the classifier's figures, how the lift compares ML with the
@@ -227,19 +229,23 @@ def _finite_row(row: Row[Any]) -> bool:
 def _quality_columns(rules: TaskRules, safe: bool = False) -> list[ColumnElement[Any]]:
     """Aggregates shared by the window and per-day figures (read back by label)."""
     v = _Values(safe)
-    diff = v.prediction - v.actual
-    return [
+    columns: list[ColumnElement[Any]] = [
         func.count().label("count"),
         func.sum(P.confidence).label("sum_confidence"),
         func.sum(P.latency_ms).label("sum_latency_ms"),
         func.count(v.actual).label("labeled"),
-        func.sum(func.abs(diff)).label("sum_abs"),
-        func.sum(diff * diff).label("ss_res"),
-        func.sum(v.actual).label("sum_a"),
-        func.sum(v.actual * v.actual).label("sum_a2"),
         func.count(when(v.actual.is_not(None) & (P.is_accurate == True))).label("accurate"),  # noqa: E712
         *rules.figure_sums(v.prediction, v.actual),
     ]
+    if rules.numeric_errors:
+        diff = v.prediction - v.actual
+        columns += [
+            func.sum(func.abs(diff)).label("sum_abs"),
+            func.sum(diff * diff).label("ss_res"),
+            func.sum(v.actual).label("sum_a"),
+            func.sum(v.actual * v.actual).label("sum_a2"),
+        ]
+    return columns
 
 
 def _lift_columns(rules: TaskRules, safe: bool = False) -> list[ColumnElement[Any]]:
@@ -307,6 +313,8 @@ def _figures(sums: Mapping[str, Any], rules: TaskRules) -> dict[str, Any]:
         "accuracy_rate": None,
     }
     if labeled:
+        out["accuracy_rate"] = _round(int(sums["accurate"] or 0) / labeled)
+    if labeled and rules.numeric_errors:
         ss_res = float(sums["ss_res"] or 0.0)
         # SS_tot = Σa² - (Σa)²/n: one pass, no sub-query for the mean. Written as mean x Σa,
         # which is at most Σa² (Cauchy-Schwarz): no overflow where (Σa)² would.
@@ -316,7 +324,6 @@ def _figures(sums: Mapping[str, Any], rules: TaskRules) -> dict[str, Any]:
         out["rmse"] = _round(math.sqrt(ss_res / labeled))
         # A constant actual has no variance to explain: R² is undefined, not 1 or -inf.
         out["r2"] = _round(1.0 - ss_res / ss_tot) if ss_tot > 1e-12 * max(labeled, 1) else None
-        out["accuracy_rate"] = _round(int(sums["accurate"] or 0) / labeled)
     out.update({k: _round(v) for k, v in rules.figures(sums, labeled).items()})
     return out
 

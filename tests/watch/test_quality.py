@@ -23,6 +23,7 @@ from ia_continu.watch import quality
 from tests.factories import actuals_for, insert_rows, prediction_rows
 
 APPROX = {"rel": 1e-6, "abs": 1e-6}  # the API rounds to 6 decimals
+SPECIES = ("setosa", "versicolor", "virginica")  # iris's classes, stored as indices 0..2
 
 
 def _seed(engine, settings, family, n=400, labeled=300, seed=0, shadow=False):
@@ -67,7 +68,49 @@ def test_classification_metrics_equal_scikit_learn(settings, engine):
     assert m["precision"] == pytest.approx(precision_score(y_true, y_pred), **APPROX)
     assert m["recall"] == pytest.approx(recall_score(y_true, y_pred), **APPROX)
     assert m["f1"] == pytest.approx(f1_score(y_true, y_pred), **APPROX)
-    assert m["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), **APPROX)
+    # An error between two labels means nothing: no MAE, RMSE or R² for a classifier.
+    assert m["mae"] is None and m["rmse"] is None and m["r2"] is None
+
+
+@pytest.mark.parametrize("absent", [None, 2])
+def test_multiclass_macro_figures_equal_scikit_learn(settings_factory, engine, absent):
+    """iris (3 classes, stored as indices): macro precision, recall and F1 are scikit-learn's
+    ``average="macro"``, also when one class is neither predicted nor actual in the window
+    (scikit-learn then averages over the classes present, and so does the SQL)."""
+    settings = settings_factory(family="iris")
+    rng = np.random.default_rng(11)
+    classes = [c for c in range(3) if c != absent]
+    rows = prediction_rows("delay", 240, rng=rng)
+    for r in rows:
+        r["family"], r["features"] = "iris", [5.0, 3.0, 4.0, 1.0]
+        r["prediction"] = float(rng.choice(classes))
+    insert_rows(engine, rows)
+    labeled = rows[:200]
+    # Right 70 % of the time, otherwise another present class.
+    actual = [
+        r["prediction"] if rng.random() < 0.7 else float(rng.choice(classes)) for r in labeled
+    ]
+    with session_scope(engine) as s:
+        record_actuals(
+            s,
+            settings,
+            [
+                {"request_id": r["request_id"], "actual": SPECIES[int(a)]}  # posted as labels
+                for r, a in zip(labeled, actual, strict=True)
+            ],
+        )
+    y_pred = np.array([r["prediction"] for r in labeled])
+    y_true = np.array(actual)
+    with session_scope(engine) as s:
+        m = quality.window_metrics(s, "iris", 24).model_dump()
+        (today,) = [d.model_dump() for d in quality.daily_metrics(s, "iris", 1)]
+    assert m["labeled_count"] == 200
+    assert m["accuracy_rate"] == pytest.approx(accuracy_score(y_true, y_pred), **APPROX)
+    for name, score in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+        assert m[name] == pytest.approx(score(y_true, y_pred, average="macro"), **APPROX), name
+        assert today[name] == m[name], name
+    assert m["mae"] is None and m["rmse"] is None and m["r2"] is None
+    assert today["mae"] is None and today["accuracy_rate"] == m["accuracy_rate"]
 
 
 def test_shadow_lift_compares_ml_and_fallback_on_the_same_rows(settings_factory, engine):
@@ -205,7 +248,16 @@ def test_summary_windows_equal_window_metrics(settings_factory, engine, family):
     ]
     y_pred = np.array([r["prediction"] for r, _ in known])
     y_true = np.array([a for _, a in known])
-    assert out["metrics_7d"]["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), **APPROX)
+    if family == "delay":
+        assert out["metrics_7d"]["mae"] == pytest.approx(
+            mean_absolute_error(y_true, y_pred), **APPROX
+        )
+    else:  # a classifier: no error between labels, accuracy and F1 instead
+        assert out["metrics_7d"]["mae"] is None
+        assert out["metrics_7d"]["accuracy_rate"] == pytest.approx(
+            accuracy_score(y_true, y_pred), **APPROX
+        )
+        assert out["metrics_7d"]["f1"] == pytest.approx(f1_score(y_true, y_pred), **APPROX)
 
 
 def test_monitoring_queries_use_the_family_created_index(settings, engine):
