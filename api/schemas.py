@@ -126,6 +126,16 @@ def _check_text(value: Any) -> Any:
 Text = Annotated[str, BeforeValidator(_check_text)]
 
 
+class ServedModelHealth(BaseModel):
+    """One model this process serves (the default, and every other one used since start)."""
+
+    name: str
+    champion_version: str | None = Field(description="the registry's champion")
+    served_version: str | None = Field(description="the version loaded here (None: fallback)")
+    serving_engine: str | None = Field(description="onnxruntime or sklearn; None: fallback")
+    load_error: str | None = Field(description="why the champion is not served, if it is not")
+
+
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded", "error"]
     timestamp: str
@@ -134,6 +144,9 @@ class HealthPublic(BaseModel):
     champion_version: str | None
     checks: dict[str, Any]
     reason: str | None = None
+    models: list[ServedModelHealth] = Field(
+        default_factory=list, description="the models this process serves, the default first"
+    )
 
 
 class GenerateRequest(BaseModel):

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import RuntimeDep, SessionDep
-from api.schemas import HealthPublic
+from api.schemas import HealthPublic, ServedModelHealth
 from ia_continu import __version__
 from ia_continu.redact import redact, redact_tree
 from ia_continu.watch.quality import prediction_count
@@ -79,6 +79,16 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
         family=runtime.settings.family,
         champion_version=holder.champion_version,
         checks=checks,
+        models=[
+            ServedModelHealth(
+                name=name,
+                champion_version=service.holder.champion_version,
+                served_version=service.holder.current.version if service.holder.current else None,
+                serving_engine=service.holder.current.engine if service.holder.current else None,
+                load_error=service.holder.load_error,
+            )
+            for name, service in runtime.services.items()
+        ],
     )
     # Public route, error texts from drivers and MLflow: no secret (URL password, key) shows.
     return JSONResponse(redact_tree(body.model_dump()), status_code=code)
