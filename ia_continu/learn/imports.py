@@ -126,6 +126,8 @@ def _import(
         gid = dataset.generation_id
         for frame in chunks:
             _check_columns(frame, declaration)
+            if frame.empty:  # a CSV with a header and no rows
+                continue
             X = _at_rows(rows, frame, family.encode_frame)
             y = _at_rows(rows, frame[target], family.target_codes)
             session.execute(
