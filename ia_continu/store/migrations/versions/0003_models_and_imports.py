@@ -1,7 +1,9 @@
 """storage for any declared model: longer model names, feature schemas, imported datasets
 
 - ``family`` columns (the model's name) widen from 32 to 64 characters: a declared model's
-  name is up to 48. On SQLite this rebuilds the tables once (a copy of every row).
+  name is up to 48. On SQLite this rebuilds the tables once (a copy of every row); dropping
+  the old ``datasets`` table there (foreign keys on) would delete every ``dataset_samples``
+  row through its ON DELETE CASCADE, so those rows are set aside and put back.
 - ``feature_schemas``: each distinct ordered list of feature names a model has stored rows
   under. Datasets and prediction rows keep their features as a list of encoded numbers; the
   schema says which feature each position is, so a declaration that gains, drops or reorders
@@ -41,9 +43,18 @@ FAMILY_TABLES = (
 
 def _widen(length: int) -> None:
     # On SQLite a batch alter rebuilds each table (copying its rows): done once, at upgrade.
+    # PRAGMA foreign_keys cannot be turned off inside the migration's transaction, and the
+    # rebuild drops ``datasets``: its samples would go with it (cascade). Keep a copy.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        op.execute("CREATE TEMP TABLE kept_dataset_samples AS SELECT * FROM dataset_samples")
     for table in FAMILY_TABLES:
         with op.batch_alter_table(table) as batch_op:
             batch_op.alter_column("family", type_=sa.String(length), existing_nullable=False)
+    if sqlite:
+        op.execute("DELETE FROM dataset_samples")  # none left, unless foreign keys were off
+        op.execute("INSERT INTO dataset_samples SELECT * FROM kept_dataset_samples")
+        op.execute("DROP TABLE kept_dataset_samples")
 
 
 def upgrade() -> None:
