@@ -26,10 +26,11 @@ import pandas as pd
 from ia_continu.declared import metrics as declared_metrics
 from ia_continu.declared.build import FallbackScorer, build_pipeline, risk_levels
 from ia_continu.declared.data import load_dataset, simulate
+from ia_continu.declared.explain import Explainer, compile_explainer
 from ia_continu.declared.features import FeatureEncoder
 from ia_continu.declared.onnx import OnnxScorer, SklearnScorer, to_onnx
 from ia_continu.declared.schema import Declaration
-from ia_continu.errors import InvalidActual, UntrainableDataset
+from ia_continu.errors import InvalidActual, UntrainableDataset, VersionNeedsFeature
 from ia_continu.families.base import ModelFamily, Scores, Values
 from ia_continu.families.tasks import TaskRules, multiclass_rules, rules_for
 from ia_continu.vocab import Task
@@ -40,6 +41,7 @@ ONNX_ATTR = "ia_continu_onnx"  # bytes of the verified ONNX model, or absent
 ONNX_REPORT_ATTR = "ia_continu_onnx_report"  # dict: converted?, max diff, reason
 FALLBACK_ATTR = "ia_continu_fallback_value"  # the fitted majority class index or mean
 CONFIDENCE_ATTR = "ia_continu_regression_confidence"  # holdout share within tolerance
+FEATURES_ATTR = "ia_continu_features"  # list of str: the feature order the version was fitted on
 ONNX_CHECK_ROWS = 2_000  # holdout rows the conversion is verified on (enough, and quick)
 
 
@@ -112,6 +114,9 @@ class DeclaredFamily(ModelFamily):
     def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
         return self.encoder.frame(frame)
 
+    def feature_default(self, name: str) -> float | None:
+        return self.encoder.default_code(name)
+
     def validate(self, X: np.ndarray) -> None:
         super().validate(X)  # shape and finiteness; domains were checked while encoding
 
@@ -169,6 +174,8 @@ class DeclaredFamily(ModelFamily):
         return y.astype(np.int64) if self.classes is not None else y
 
     def predict_values(self, pipeline: Any, X: np.ndarray) -> np.ndarray:
+        columns = self.trained_columns(pipeline)
+        X = X if columns is None else X[:, columns]
         return np.asarray(pipeline.predict(X), dtype=np.float64)
 
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -188,7 +195,9 @@ class DeclaredFamily(ModelFamily):
         y_train: np.ndarray | None = None,
     ) -> None:
         """Keep on the pipeline what serving needs: the verified ONNX model (checked on the
-        holdout), the fitted fallback value, a regression's confidence."""
+        holdout), the fitted fallback value, a regression's confidence, and the feature order
+        it was fitted on (so it still scores after the declaration gains or reorders one)."""
+        setattr(pipeline, FEATURES_ATTR, list(self.feature_names))
         if y_train is not None and self._fallback.kind == "strategy":
             if self.classes is not None:
                 counts = Counter(np.asarray(y_train, dtype=np.int64).tolist())
@@ -236,7 +245,37 @@ class DeclaredFamily(ModelFamily):
         if value is not None:
             self.fallback_value = float(value)
 
+    def trained_columns(self, pipeline: Any) -> np.ndarray | None:
+        """Where each feature the version was fitted on sits in the current matrix (None: the
+        same order). Raises VersionNeedsFeature if the declaration no longer has one of them."""
+        trained = getattr(pipeline, FEATURES_ATTR, None)
+        if trained is None or tuple(trained) == self.feature_names:
+            return None  # fitted on today's order (or before versions recorded theirs)
+        missing = [name for name in trained if name not in self.feature_names]
+        if missing:
+            raise VersionNeedsFeature(
+                f"this version of '{self.name}' was trained on feature(s) {missing}, which "
+                f"the current declaration does not have: declare them again to serve it"
+            )
+        position = {name: i for i, name in enumerate(self.feature_names)}
+        return np.array([position[name] for name in trained], dtype=np.intp)
+
     def compile_scorer(
+        self, pipeline: Any, *, explain: bool = True
+    ) -> Callable[[np.ndarray], Scores]:
+        # A version fitted on another feature order (the declaration changed since) scores
+        # the current matrix's columns picked and reordered to its own.
+        columns = self.trained_columns(pipeline)
+        score = self._compile_scorer(pipeline, explain=explain)
+        if columns is None:
+            return score
+
+        def score_realigned(X: np.ndarray) -> Scores:
+            return score(X[:, columns])
+
+        return score_realigned
+
+    def _compile_scorer(
         self, pipeline: Any, *, explain: bool = True
     ) -> Callable[[np.ndarray], Scores]:
         model = getattr(pipeline, ONNX_ATTR, None)
@@ -248,6 +287,10 @@ class DeclaredFamily(ModelFamily):
         else:
             scorer = SklearnScorer(pipeline)
         bands = self.declaration.risk_bands
+        # Contributing factors where the fitted numbers give them cheaply (declared.explain),
+        # named by the features the version was fitted on (the matrix it is given).
+        trained = getattr(pipeline, FEATURES_ATTR, None) or self.feature_names
+        explainer = compile_explainer(pipeline, trained) if explain else None
         if self.classes is None:
             confidence = float(getattr(pipeline, CONFIDENCE_ATTR, 0.5))
 
@@ -259,7 +302,7 @@ class DeclaredFamily(ModelFamily):
                     risk_level=_bands(self.declaration, pred) if bands else None,
                 )
 
-            return score_regression
+            return _with_factors(score_regression, explainer)
 
         # Fitted on indices: classes_ maps probability columns to them (a class absent from
         # the training data has no column).
@@ -281,7 +324,7 @@ class DeclaredFamily(ModelFamily):
                 scores.extra["probability"] = proba[:, positive[0]]
             return scores
 
-        return score_classes
+        return _with_factors(score_classes, explainer)
 
     def fallback(self, X: np.ndarray) -> Scores:
         n = len(X)
@@ -335,6 +378,20 @@ class DeclaredFamily(ModelFamily):
         low, high = self.declaration.target.min, self.declaration.target.max
         value = 0.0 if low is None else max(0.0, low)
         return value if high is None else min(value, high)
+
+
+def _with_factors(
+    score: Callable[[np.ndarray], Scores], explainer: Explainer | None
+) -> Callable[[np.ndarray], Scores]:
+    if explainer is None:
+        return score
+
+    def score_explained(X: np.ndarray) -> Scores:
+        scores = score(X)
+        scores.contributing_factors = explainer(X, scores.prediction)
+        return scores
+
+    return score_explained
 
 
 def _bands(declaration: Declaration, predictions: np.ndarray) -> list[str] | None:

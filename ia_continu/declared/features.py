@@ -120,6 +120,12 @@ class FeatureEncoder:
             return float((self._codes[i] or {})[f.default])
         return float(f.default)
 
+    def default_code(self, name: str) -> float | None:
+        """The encoded value of feature ``name`` when a row lacks it (None: it is required,
+        or not declared)."""
+        i = self._index.get(name)
+        return None if i is None else self._defaults[i]
+
     # --- requests ---------------------------------------------------------------------
     def rows(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]]) -> np.ndarray:
         """Request rows, each a dict by feature name or a list in declared order."""

@@ -72,6 +72,11 @@ class ModelFamily(ABC):
         input distribution.
         """
 
+    def feature_default(self, name: str) -> float | None:
+        """The encoded value a stored row that lacks feature ``name`` takes (None: such a row
+        cannot be read; default: every feature is required)."""
+        return None
+
     def validate(self, X: np.ndarray) -> None:
         """Check domain rules beyond shape and finiteness; raise InvalidFeatures."""
         if X.ndim != 2 or X.shape[1] != self.n_features:

@@ -9,8 +9,10 @@ import numpy as np
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from ia_continu.errors import NoDatasetYet, UnknownDataset
+from ia_continu.errors import NoDatasetYet, UnknownDataset, UntrainableDataset
 from ia_continu.families import ModelFamily
+from ia_continu.learn.realign import missing_features, realign, schema_names
+from ia_continu.store.schemas import schema_id
 from ia_continu.store.tables import Dataset, DatasetSample, utcnow
 
 # Without an explicit choice the synthetic world drifts on odd hours, by this much: data that
@@ -54,6 +56,8 @@ def generate_dataset(
         seed=seed,
         hour_generated=now.hour,
         created_at=now,
+        source="simulator",
+        schema_id=schema_id(session, family.name, family.feature_names),
     )
     session.add(dataset)
     session.flush()
@@ -68,20 +72,36 @@ def generate_dataset(
 def load_dataset(
     session: Session, family: ModelFamily, generation_id: int | None = None
 ) -> LoadedDataset:
-    """The chosen dataset of this family, or the latest one."""
-    query = select(Dataset.generation_id).where(Dataset.family == family.name)
+    """The chosen dataset of this family, or the latest one, in the current feature order.
+
+    Rows stored under another feature order are realigned by name; rows that lack a required
+    feature are left out, and if none is left UntrainableDataset names what they lack."""
+    query = select(Dataset.generation_id, Dataset.schema_id).where(Dataset.family == family.name)
     if generation_id is not None:
         query = query.where(Dataset.generation_id == generation_id)
-    gid = session.scalar(query.order_by(Dataset.generation_id.desc()).limit(1))
-    if gid is None:
+    found = session.execute(query.order_by(Dataset.generation_id.desc()).limit(1)).first()
+    if found is None:
         if generation_id is not None:
             raise UnknownDataset(f"no dataset {generation_id} for family '{family.name}'")
         raise NoDatasetYet(f"no dataset for family '{family.name}' yet: call POST /generate first")
+    gid, sid = found
     rows = session.execute(
         select(DatasetSample.features, DatasetSample.target)
         .where(DatasetSample.generation_id == gid)
         .order_by(DatasetSample.id)
     ).all()
-    X = np.asarray([r[0] for r in rows], dtype=float).reshape(len(rows), family.n_features)
-    y = np.asarray([r[1] for r in rows], dtype=float)
+    stored = None if sid is None else schema_names(session, [sid]).get(sid, ())
+    X, kept = realign([r[0] for r in rows], stored, family)
+    if rows and not kept.any():
+        lacking = missing_features(stored, family)
+        why = (
+            f"its rows lack the required feature(s) {lacking}: declare them optional with a "
+            "default, or train on newer data"
+            if lacking
+            else f"its rows do not match their feature schema {list(stored or ())}"
+        )
+        raise UntrainableDataset(
+            f"dataset {gid} of '{family.name}' cannot be read with the current declaration: " + why
+        )
+    y = np.asarray([r[1] for r in rows], dtype=float)[kept]
     return LoadedDataset(gid, X, y)

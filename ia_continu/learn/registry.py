@@ -60,6 +60,10 @@ class ChampionChange(Champion):
     )
 
 
+# Run tag: SHA-256 of the declaration.json artifact of a declared model's training run.
+DECLARATION_TAG = "ia_continu.declaration_sha256"
+
+
 class ModelVersionInfo(BaseModel):
     """One registered version, with its training run's metrics and params."""
 
@@ -70,6 +74,10 @@ class ModelVersionInfo(BaseModel):
     created_at: UtcTimestamp = Field(description="when the version was registered")
     metrics: dict[str, float]
     params: dict[str, str]
+    declaration_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the declaration that trained it (its run's declaration.json)",
+    )
 
 
 class ChampionHistoryEntry(BaseModel):
@@ -145,6 +153,7 @@ def list_versions(settings: Settings) -> list[ModelVersionInfo]:
                 ),
                 metrics=dict(run.data.metrics) if run else {},
                 params=dict(run.data.params) if run else {},
+                declaration_sha256=run.data.tags.get(DECLARATION_TAG) if run else None,
             )
         )
     return out

@@ -3,6 +3,7 @@ promote only a challenger that does no worse than the champion on the same holdo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -15,16 +16,19 @@ from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import Engine
 
 from ia_continu.config import Settings
-from ia_continu.errors import UnknownVersion
+from ia_continu.errors import UnknownVersion, VersionNeedsFeature
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.learn import registry
 from ia_continu.learn.datasets import load_dataset
+from ia_continu.learn.registry import DECLARATION_TAG
 from ia_continu.learn.tracking import tracked_run
 from ia_continu.store.engine import session_scope
 from ia_continu.store.locks import exclusive
 from ia_continu.vocab import ModelEventKind
 
 log = logging.getLogger(__name__)
+
+DECLARATION_ARTIFACT = "declaration.json"  # a declared model's run artifact
 
 
 class RetrainResult(BaseModel):
@@ -121,10 +125,10 @@ def _champion_metrics(
         return None
     try:
         champ = registry.load_pipeline(settings, champion)
-    except UnknownVersion as exc:
+        return family.evaluate(y_hold, family.predict_values(champ, X_hold))
+    except (UnknownVersion, VersionNeedsFeature) as exc:
         log.warning("champion %s cannot be loaded, judging the challenger alone: %s", champion, exc)
         return None
-    return family.evaluate(y_hold, family.predict_values(champ, X_hold))
 
 
 def _gate(
@@ -239,6 +243,8 @@ def _retrain_locked(
         # a later edit of the file never changes what an older version was.
         for path, content in family.run_artifacts(pipeline).items():
             run.log_bytes(content, path)
+            if path == DECLARATION_ARTIFACT:  # which file trained it, at a glance
+                run.log(tags={DECLARATION_TAG: hashlib.sha256(content).hexdigest()})
         version = run.log_sklearn_model(
             pipeline,
             registered_model_name=settings.registered_model_name,

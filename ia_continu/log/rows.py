@@ -35,6 +35,7 @@ class LogRow(NamedTuple):
     rollout_percentage: float
     ml_prediction: float | None  # None where ML did not score the row
     fallback_prediction: float | None  # None where the fallback did not score the row
+    schema_id: int | None  # FeatureSchema.id: which feature each position of ``features`` is
     created_at: datetime
     updated_at: datetime
 

@@ -569,6 +569,8 @@ def _decode(line: Any) -> LogRow:
     """A spool line (a JSON list in column order, or a mapping) -> a row."""
     if isinstance(line, dict):  # a row spooled as a mapping
         line = list(LogRow.from_mapping(line))
+    elif len(line) == len(COLUMNS) - 1:  # spooled before rows carried schema_id
+        line.insert(FIRST_TIMESTAMP - 1, None)
     for i in range(FIRST_TIMESTAMP, len(COLUMNS)):
         if isinstance(line[i], str):
             line[i] = datetime.fromisoformat(line[i])

@@ -199,6 +199,7 @@ class LogChunk:
     context: Context
     answers: Answers
     rollout_percentage: float
+    schema_id: int | None = None  # the served feature order's FeatureSchema.id
 
     def __len__(self) -> int:
         return len(self.answers)
@@ -227,6 +228,7 @@ class LogChunk:
                 "rollout_percentage": repeat(self.rollout_percentage, n),
                 "ml_prediction": _nan_to_none(a.ml_prediction, n),
                 "fallback_prediction": _nan_to_none(a.fallback_prediction, n),
+                "schema_id": repeat(self.schema_id, n),
                 "created_at": repeat(a.created_at, n),
                 "updated_at": repeat(a.created_at, n),
             }

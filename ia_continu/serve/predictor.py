@@ -68,6 +68,9 @@ class Predictor:
         self.writer = writer
         self.alarm = alarm
         self.observe = observe
+        # The FeatureSchema.id of this family's feature order, written on every logged row
+        # (set once the service has resolved it; None: the family's original order).
+        self.schema_id: int | None = None
 
     def predict(self, X: np.ndarray, context: Context | None = None) -> Answers:
         """Answer every row of X (already validated); hand the answers to the log."""
@@ -118,7 +121,7 @@ class Predictor:
         answers.latency_ms = (time.perf_counter() - started) * 1000.0 / max(n, 1)
         if self.writer is not None:
             self.writer.submit_chunk(
-                LogChunk(self.family.name, X, context, answers, state.ml_percentage)
+                LogChunk(self.family.name, X, context, answers, state.ml_percentage, self.schema_id)
             )
         self._record_alarm(int(use_ml.sum()) + ml_failed, ml_failed)
         if self.observe is not None:

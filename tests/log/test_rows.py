@@ -27,6 +27,7 @@ MAPPING = dict(
     rollout_percentage=100.0,
     ml_prediction=12.5,
     fallback_prediction=9.0,
+    schema_id=3,
     created_at=NOW,
     updated_at=NOW,
 )

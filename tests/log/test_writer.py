@@ -247,3 +247,23 @@ def test_errors_are_classified_on_real_failures(engine):
     with pytest.raises(Exception) as info, dead.connect():
         pass
     assert is_transient(info.value)
+
+
+def test_rows_keep_their_schema_id_and_older_spool_lines_replay_without_one(engine, tmp_path):
+    from ia_continu.log.rows import COLUMNS, LogRow
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    # A line spooled before rows carried schema_id: one column fewer, in the old order.
+    row = LogRow.from_mapping(_row(1))
+    old = [v for name, v in zip(COLUMNS, row, strict=True) if name != "schema_id"]
+    (spool / "spool-1-1.jsonl").write_text(json.dumps(old, default=str) + "\n", encoding="ascii")
+    writer = PredictionLogWriter(engine, spool_dir=spool)
+    writer.start()
+    writer.submit([{**_row(2), "schema_id": 7}])
+    assert writer.flush(10)
+    writer.stop()
+    with engine.connect() as conn:
+        got = dict(conn.execute(select(PredictionLog.request_id, PredictionLog.schema_id)).all())
+    assert got == {"r1": None, "r2": 7}
+    assert writer.replay_failures == 0 and list(spool.iterdir()) == []
