@@ -24,6 +24,7 @@ from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.learn import registry
 from ia_continu.learn.datasets import load_dataset
+from ia_continu.learn.realign import realign_mixed
 from ia_continu.learn.tracking import tracked_run
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import DriftReport, PredictionLog, utcnow
@@ -72,16 +73,19 @@ class RecentInputs:
     min_rows: int = 100
 
     def load(self, engine: Engine, family: ModelFamily) -> np.ndarray:
-        """Their feature vectors, newest first."""
+        """Their feature vectors, newest first, in the current feature order (rows logged
+        under an older declaration realigned by name; those lacking a required feature left
+        out)."""
         since = utcnow() - timedelta(hours=self.hours)
         with session_scope(engine) as session:
-            rows = session.scalars(
-                select(PredictionLog.features)
+            rows = session.execute(
+                select(PredictionLog.features, PredictionLog.schema_id)
                 .where(PredictionLog.family == family.name, PredictionLog.created_at >= since)
                 .order_by(PredictionLog.id.desc())
                 .limit(self.max_rows)
             ).all()
-        return np.asarray(rows, dtype=float).reshape(len(rows), family.n_features)
+            realigned = realign_mixed(session, [r[0] for r in rows], [r[1] for r in rows], family)
+        return realigned.X
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,36 @@ def parse_snapshot(snapshot: dict[str, Any]) -> SnapshotDrift:
     return SnapshotDrift(scores, methods, sorted(drifted), share)
 
 
+def drift_datasets(
+    family: ModelFamily, reference: np.ndarray, current: np.ndarray
+) -> tuple[Any, Any]:
+    """The two sides of the comparison as Evidently reads them.
+
+    A declared model's matrix holds category codes and booleans as numbers: Evidently would
+    test a code's "mean" with a numeric test. So its rows go in as the declared values
+    (``decode``: category texts, booleans) with each column's type declared, categories and
+    booleans tested as categories, numbers and integers as numbers. The built-in families'
+    features are all numbers: their frames go in as they are, typed by Evidently.
+    """
+    import pandas as pd
+    from evidently import DataDefinition, Dataset
+
+    from ia_continu.declared.family import DeclaredFamily
+
+    if not isinstance(family, DeclaredFamily):
+        columns = list(family.feature_names)
+        return pd.DataFrame(reference, columns=columns), pd.DataFrame(current, columns=columns)
+    features = family.declaration.features
+    definition = DataDefinition(
+        numerical_columns=[f.name for f in features if f.type in ("number", "integer")],
+        categorical_columns=[f.name for f in features if f.type in ("category", "boolean")],
+    )
+    return (
+        Dataset.from_pandas(family.decode(reference), data_definition=definition),
+        Dataset.from_pandas(family.decode(current), data_definition=definition),
+    )
+
+
 def run_drift_check(
     settings: Settings, engine: Engine, recent: RecentInputs = RecentInputs()
 ) -> DriftResult:
@@ -129,7 +163,7 @@ def run_drift_check(
     test on a handful of rows says nothing.
     """
     started = time.perf_counter()
-    family = get_family(settings.family)
+    family = get_family(settings.family, settings)
     result = DriftResult(status="skipped", family=family.name, threshold_share=settings.drift_share)
     with session_scope(engine) as session:
         version = registry.champion_version(session, family.name)
@@ -152,15 +186,13 @@ def run_drift_check(
         )
         return result
 
-    import pandas as pd
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
     columns = list(family.feature_names)
-    ref_df = pd.DataFrame(reference.X, columns=columns)
-    cur_df = pd.DataFrame(current, columns=columns)
+    ref_data, cur_data = drift_datasets(family, reference.X, current)
     snapshot = Report([DataDriftPreset(drift_share=settings.drift_share)], include_tests=True).run(
-        current_data=cur_df, reference_data=ref_df
+        current_data=cur_data, reference_data=ref_data
     )
     found = parse_snapshot(snapshot.dict())
     scores, drifted, share = found.scores, found.drifted, found.share
