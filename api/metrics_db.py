@@ -84,7 +84,7 @@ class DatabaseCollector(Collector):
             engine,
             settings,
             _Cached(lambda: _event_counts(engine), EVENTS_TTL_SECONDS),
-            _Cached(lambda: _quality(engine, settings.family), QUALITY_TTL_SECONDS),
+            _Cached(lambda: _quality(engine, settings), QUALITY_TTL_SECONDS),
         )
 
     def unbind(self, engine: Engine) -> None:
@@ -154,9 +154,12 @@ def _event_counts(engine: Engine) -> dict[tuple[str, str], int]:
     return {(family, event): int(n) for family, event, n in rows}
 
 
-def _quality(engine: Engine, family: str) -> dict[str, Any]:
+def _quality(engine: Engine, settings: Settings) -> dict[str, Any]:
+    from ia_continu.families import get_family
     from ia_continu.watch.quality import window_metrics
 
+    # The family from the settings: the default model may be declared in IA_CONTINU_MODELS_DIR.
+    family = get_family(settings.family, settings)
     with Session(engine) as session:
         return window_metrics(session, family, QUALITY_WINDOW_HOURS).model_dump()
 

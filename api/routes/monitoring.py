@@ -19,7 +19,7 @@ Rows = Annotated[int, Query(ge=1, le=1000, description="rows, 1..1000")]
 
 @router.get("/metrics")
 def metrics(family: FamilyDep, session: SessionDep, hours: Hours = 24) -> quality.WindowMetrics:
-    return quality.window_metrics(session, family.name, hours)
+    return quality.window_metrics(session, family, hours)
 
 
 @router.get("/daily")
@@ -28,7 +28,7 @@ def daily(
     session: SessionDep,
     days: Annotated[int, Query(ge=1, le=366, description="days, 1..366")] = 7,
 ) -> list[quality.DayFigures]:
-    return quality.daily_metrics(session, family.name, days)
+    return quality.daily_metrics(session, family, days)
 
 
 @router.get("/predictions")

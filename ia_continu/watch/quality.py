@@ -40,7 +40,7 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
-from ia_continu.families import get_family
+from ia_continu.families import ModelFamily, get_family
 from ia_continu.families.tasks import TaskRules, when
 from ia_continu.serve.flag import read_state
 from ia_continu.store.tables import PredictionLog, utcnow
@@ -338,8 +338,17 @@ def _lift(sums: Mapping[str, Any], rules: TaskRules) -> Lift:
     )
 
 
-def _window_metrics(sums: Mapping[str, Any], family: str, hours: int) -> WindowMetrics:
-    rules = get_family(family).rules
+def _named(family: ModelFamily | str) -> tuple[str, TaskRules]:
+    """A model's name and task rules. Give the family itself for a model declared in
+    IA_CONTINU_MODELS_DIR: a bare name is looked up among the built-in declarations only."""
+    if isinstance(family, str):
+        family = get_family(family)
+    return family.name, family.rules
+
+
+def _window_metrics(
+    sums: Mapping[str, Any], family: str, rules: TaskRules, hours: int
+) -> WindowMetrics:
     return WindowMetrics(
         period_hours=hours, family=family, lift=_lift(sums, rules), **_figures(sums, rules)
     )
@@ -348,10 +357,10 @@ def _window_metrics(sums: Mapping[str, Any], family: str, hours: int) -> WindowM
 # --- the figures ------------------------------------------------------------------------------
 
 
-def window_metrics(session: Session, family: str, hours: int) -> WindowMetrics:
+def window_metrics(session: Session, family: ModelFamily | str, hours: int) -> WindowMetrics:
     """The figures over the last ``hours``."""
     since = utcnow() - timedelta(hours=hours)
-    rules = get_family(family).rules
+    family, rules = _named(family)
     # One range of the (family, created_at) index gives the figures and the shadow lift.
     (row,) = _aggregates(
         session,
@@ -359,16 +368,16 @@ def window_metrics(session: Session, family: str, hours: int) -> WindowMetrics:
             _window(family, since)
         ),
     )
-    return _window_metrics(_Sums(row), family, hours)
+    return _window_metrics(_Sums(row), family, rules, hours)
 
 
-def daily_metrics(session: Session, family: str, days: int) -> list[DayFigures]:
+def daily_metrics(session: Session, family: ModelFamily | str, days: int) -> list[DayFigures]:
     """One entry per UTC day, oldest first; days without traffic are present with count 0."""
     first = utcnow().date() - timedelta(days=days - 1)
     since = datetime.combine(first, datetime.min.time())
     # date() exists on both backends (a string on SQLite, a date on PostgreSQL).
     day = func.date(P.created_at).label("day")
-    rules = get_family(family).rules
+    family, rules = _named(family)
     rows = _aggregates(
         session,
         lambda safe: (
@@ -475,7 +484,7 @@ def summary(session: Session, settings: Settings) -> Summary:
     """
     family = settings.family
     now = utcnow()
-    rules = get_family(family).rules
+    rules = get_family(family, settings).rules
     since_24h, since_7d = now - timedelta(hours=24), now - timedelta(hours=168)
     threshold = settings.anomaly_threshold
 
@@ -498,8 +507,8 @@ def summary(session: Session, settings: Settings) -> Summary:
     return Summary(
         family=family,
         total_predictions=int(older or 0) + int(week["count"] or 0),
-        metrics_24h=_window_metrics(day, family, 24),
-        metrics_7d=_window_metrics(week, family, 168),
+        metrics_24h=_window_metrics(day, family, rules, 24),
+        metrics_7d=_window_metrics(week, family, rules, 168),
         feature_flags=_rollout(session, settings),
         anomaly_threshold=threshold,
         anomalies_count=int(day["anomalies"] or 0),
