@@ -5,14 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import Admin, FamilyDep, SessionDep
+from api.errors import error_responses
 from api.guards import KeyFirstRoute
 from api.schemas import GeneratePublic, GenerateRequest
+from ia_continu.errors import NoSimulator
 from ia_continu.learn.datasets import generate_dataset
 
 router = APIRouter(tags=["data"], route_class=KeyFirstRoute)
 
 
-@router.post("/generate", response_model=GeneratePublic, dependencies=[Admin])
+@router.post(
+    "/generate",
+    response_model=GeneratePublic,
+    dependencies=[Admin],
+    responses=error_responses(NoSimulator),
+)
 def generate(
     session: SessionDep, family: FamilyDep, body: GenerateRequest | None = None
 ) -> GeneratePublic:

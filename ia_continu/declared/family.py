@@ -30,7 +30,12 @@ from ia_continu.declared.explain import Explainer, compile_explainer
 from ia_continu.declared.features import FeatureEncoder
 from ia_continu.declared.onnx import OnnxScorer, SklearnScorer, to_onnx
 from ia_continu.declared.schema import Declaration
-from ia_continu.errors import InvalidActual, UntrainableDataset, VersionNeedsFeature
+from ia_continu.errors import (
+    InvalidActual,
+    NoSimulator,
+    UntrainableDataset,
+    VersionNeedsFeature,
+)
 from ia_continu.families.base import ModelFamily, Scores, Values
 from ia_continu.families.tasks import TaskRules, multiclass_rules, rules_for
 from ia_continu.vocab import Task
@@ -93,8 +98,8 @@ class DeclaredFamily(ModelFamily):
             pick = rng.integers(0, len(frame), n)
             frame, y = frame.iloc[pick].reset_index(drop=True), np.asarray(y)[pick]
         else:
-            raise UntrainableDataset(
-                f"model '{self.name}' has no simulator: import data with "
+            raise NoSimulator(
+                f"model '{self.name}' has no simulator: import its data with "
                 f"POST /models/{self.name}/datasets instead"
             )
         return self.encoder.frame(frame), self.target_codes(y)
