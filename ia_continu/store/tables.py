@@ -62,8 +62,9 @@ class Dataset(Base):
     seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     hour_generated: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    # simulator, import, ingest, predictions (labelled predictions: truth.snapshot_labelled);
     # NULL on rows from before migration 0003: "simulator".
-    source: Mapped[str | None] = mapped_column(String(16), nullable=True)  # simulator|import|ingest
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     source_name: Mapped[str | None] = mapped_column(Text, nullable=True)  # file name or query
     # SHA-256 of the imported content: the ingestion flow loads each file once per model.
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -17,6 +17,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ia_continu.families import ModelFamily
+from ia_continu.learn.realign import realign_mixed
+from ia_continu.store.schemas import schema_id
 from ia_continu.store.tables import (
     Dataset,
     DatasetSample,
@@ -96,7 +98,7 @@ def snapshot_labelled(
     """
     since = utcnow() - timedelta(hours=hours)
     rows = session.execute(
-        select(PredictionLog.features, PredictionLog.actual)
+        select(PredictionLog.features, PredictionLog.schema_id, PredictionLog.actual)
         .where(
             PredictionLog.family == family.name,
             PredictionLog.actual.is_not(None),
@@ -107,22 +109,30 @@ def snapshot_labelled(
     ).all()
     if len(rows) < min_rows:
         return None
+    # Rows logged under an older declaration are stored in today's feature order (those
+    # lacking a required feature are left out): the dataset has one schema, the current one.
+    realigned = realign_mixed(session, [r[0] for r in rows], [r[1] for r in rows], family)
+    actuals = [float(r[2]) for r, kept in zip(rows, realigned.kept.tolist(), strict=True) if kept]
+    if len(actuals) < min_rows:
+        return None
     now = utcnow()
     dataset = Dataset(
         family=family.name,
-        samples_count=len(rows),
+        samples_count=len(actuals),
         drift=False,
         seed=None,
         hour_generated=now.hour,
         created_at=now,
+        source="predictions",
+        schema_id=schema_id(session, family.name, family.feature_names),
     )
     session.add(dataset)
     session.flush()
     session.execute(
         insert(DatasetSample),
         [
-            {"generation_id": dataset.generation_id, "features": list(f), "target": float(a)}
-            for f, a in rows
+            {"generation_id": dataset.generation_id, "features": x, "target": a}
+            for x, a in zip(realigned.X.tolist(), actuals, strict=True)
         ],
     )
     return dataset.generation_id

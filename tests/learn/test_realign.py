@@ -106,3 +106,30 @@ def test_rows_under_several_schemas_are_each_realigned(engine, tmp_path):
 def test_realign_of_no_rows_is_empty(tmp_path):
     X, kept = realign([], ["size", "city"], family(tmp_path, SIZE, CITY))
     assert X.shape == (0, 2) and kept.shape == (0,) and np.asarray(kept).dtype == bool
+
+
+def test_labelled_predictions_become_a_dataset_in_the_current_order(engine, tmp_path):
+    from ia_continu.learn.datasets import load_dataset
+    from ia_continu.store.tables import Dataset, FeatureSchema
+    from ia_continu.truth.sources import snapshot_labelled
+    from tests.factories import insert_rows, prediction_rows
+
+    shop = family(tmp_path, CITY, SIZE)
+    with session_scope(engine) as session:
+        old = schema_id(session, "shop", ["size", "city"])
+        gone = schema_id(session, "shop", ["size"])  # lacks the required "city"
+    rows = prediction_rows("shop", 3, rng=np.random.default_rng(0))
+    for row, features, sid, actual in zip(
+        rows, [[5.0, 1.0], [2.0], [0.0, 7.0]], [old, gone, None], [10.0, 20.0, 30.0], strict=True
+    ):
+        row.update(features=features, schema_id=sid, actual=actual)
+    insert_rows(engine, rows)
+    with session_scope(engine) as session:
+        gid = snapshot_labelled(session, shop, min_rows=2)
+        assert gid is not None
+        data = load_dataset(session, shop, gid)
+        dataset = session.get(Dataset, gid)
+        assert dataset is not None and dataset.source == "predictions"
+        assert session.get(FeatureSchema, dataset.schema_id).names == ["city", "size"]
+    # Newest first: the NULL-schema row (today's order), then the one logged as size, city.
+    assert data.X.tolist() == [[0.0, 7.0], [1.0, 5.0]] and data.y.tolist() == [30.0, 10.0]
