@@ -1,4 +1,6 @@
-"""backfill_actuals: predictions without an outcome -> ground-truth source -> record_actuals."""
+"""backfill_actuals: one model's predictions without an outcome -> ground-truth source ->
+record_actuals. ``backfill_every_model`` (the hourly deployment) runs it for every model
+with a champion (flows/common.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine
 
-from flows.common import alert_flow_failure, run_engine
+from flows.common import alert_flow_failure, for_each_model, model_view, run_engine
 from ia_continu.config import Settings
 from ia_continu.store.engine import session_scope
 from ia_continu.truth import sources
@@ -50,16 +52,34 @@ def write_actuals(settings: Settings, engine: Engine, outcomes: dict[str, float]
 
 @flow(name="backfill_actuals", on_failure=[alert_flow_failure])
 def backfill_actuals(
-    source: str = "synthetic", max_age_hours: int = 24 * 7, limit: int = 50_000
+    source: str = "synthetic",
+    max_age_hours: int = 24 * 7,
+    limit: int = 50_000,
+    model: str | None = None,
 ) -> dict[str, Any]:
-    settings = Settings()
+    """Outcomes for ``model``'s predictions (None: the default model)."""
+    settings = model_view(model)
     with run_engine(settings) as engine:
         pending = find_pending(settings, engine, max_age_hours, limit)
         outcomes = fetch_outcomes(engine, source, pending) if pending else {}
         updated = write_actuals(settings, engine, outcomes) if outcomes else 0
     summary = BackfillSummary(pending=len(pending), found=len(outcomes), updated=updated)
-    get_run_logger().info("backfill: %s", summary)
+    get_run_logger().info("backfill %s: %s", settings.family, summary)
     return asdict(summary)
+
+
+@flow(name="backfill_every_model", on_failure=[alert_flow_failure])
+def backfill_every_model(
+    models: list[str] | None = None,
+    source: str = "synthetic",
+    max_age_hours: int = 24 * 7,
+    limit: int = 50_000,
+) -> dict[str, Any]:
+    """backfill_actuals for each model (None: every declared model with a champion)."""
+    return for_each_model(
+        models,
+        lambda name: backfill_actuals(source, max_age_hours, limit, model=name, return_state=True),
+    )
 
 
 if __name__ == "__main__":

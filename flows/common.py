@@ -1,5 +1,14 @@
-"""What every flow shares: the run's settings and engine, the failure hook, the model's event
-resource, state kept between runs, and plain values for a flow's result.
+"""What every flow shares: the run's settings and engine, the model a run works on, the
+failure hook, the model's event resource, state kept between runs, and plain values for a
+flow's result.
+
+Models: every flow works on one model, named by its ``model`` parameter (None: the default
+model, ``IA_CONTINU_FAMILY``), through ``model_view`` (the settings view of
+``ia_continu.catalog.model_settings``: ``family`` is the model's name, its declared thresholds
+replace the global ones). Scheduled deployments run a fan-out flow (``for_each_model``) that
+runs the per-model flow once per model, as a subflow each: by default every declared model
+that has a champion, so declaring a new model needs no new deployment. A failing model does
+not stop the others; the fan-out fails at the end, naming them.
 
 One way to configure: a flow builds ``Settings()`` once per run (from IA_CONTINU_* variables,
 as a worker's fresh process sees them) and one engine from it (``run_engine``), and hands both
@@ -13,14 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
 
+from ia_continu.catalog import catalog, model_settings
 from ia_continu.config import Settings
-from ia_continu.store.engine import make_engine
+from ia_continu.store.engine import make_engine, session_scope
 from notifications import Alert, Severity, notify
 
 # The resource of the events flows emit about the served model. The retrain trigger in
@@ -36,6 +46,57 @@ def run_engine(settings: Settings) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def model_view(model: str | None) -> Settings:
+    """This run's settings for ``model`` (None: the default model); UnknownModel for a name
+    no declaration gives, before anything runs."""
+    return model_settings(Settings(), model)
+
+
+def models_with_champion(settings: Settings) -> list[str]:
+    """Every declared model that has a champion, by name: what the scheduled flows watch."""
+    from ia_continu.learn import registry
+
+    with run_engine(settings) as engine, session_scope(engine) as session:
+        return [
+            name
+            for name in catalog(settings).names
+            if registry.champion_version(session, name) is not None
+        ]
+
+
+class ModelsFailed(RuntimeError):
+    """A fan-out run in which some models' runs failed (the others completed)."""
+
+
+def for_each_model(
+    models: list[str] | None, run: Callable[[str], Any], *, default: list[str] | None = None
+) -> dict[str, Any]:
+    """``run(model)`` for each model (a subflow call with ``return_state=True``), every one of
+    them even when one fails; the results by model. ``models`` None: ``default``, else every
+    declared model with a champion. Raises ModelsFailed naming the failed models at the end,
+    so the run shows failed (and ``alert_flow_failure`` alerts) without hiding the others."""
+    from prefect import get_run_logger
+
+    names = models if models is not None else default
+    if names is None:
+        names = models_with_champion(Settings())
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for name in names:
+        state = run(name)
+        if state.is_completed():
+            results[name] = state.result()
+        else:
+            failed[name] = str(state.message or state.name)[:500]
+            results[name] = {"failed": failed[name]}
+    get_run_logger().info("models: %s; failed: %s", sorted(results), sorted(failed))
+    if failed:
+        raise ModelsFailed(
+            "; ".join(f"model {name}: {message}" for name, message in failed.items())
+        )
+    return results
 
 
 def model_resource(settings: Settings, version: str | None) -> dict[str, str]:
@@ -54,13 +115,16 @@ def alert_flow_failure(flow: Any, flow_run: Any, state: Any) -> None:
         settings: Settings | None = Settings()
     except Exception:  # the failure may be the configuration itself: the alert is only logged
         settings = None
+    # A per-model run names its model (a parameter), so the alert says which model failed.
+    model = (getattr(flow_run, "parameters", None) or {}).get("model")
+    on = f" (model {model})" if model else ""
     notify(
         Alert(
-            f"Flow {flow.name} failed",
+            f"Flow {flow.name} failed{on}",
             str(getattr(state, "message", "") or "no message")[:1500],
             Severity.critical,
             {"flow_run": getattr(flow_run, "name", "?"), "state": getattr(state, "name", "?")},
-            key=f"flow-failed-{flow.name}",
+            key=f"flow-failed-{flow.name}-{model or ''}",
         ),
         settings,
     )
@@ -81,6 +145,14 @@ def swap_state(name: str, value: Any) -> Any:
     if previous != value:
         Variable.set(name, value, overwrite=True)
     return previous
+
+
+def artifact_key(base: str, model: str) -> str:
+    """One Prefect artifact key per model (keys allow lowercase letters, digits and dashes);
+    the classification model keeps the key it always had."""
+    if model == "classification":
+        return base
+    return f"{base}-" + "".join(c if c.isalnum() else "-" for c in model.lower())
 
 
 def plain(value: Any) -> Any:

@@ -1,6 +1,8 @@
-"""detect_drift: Evidently on the champion's training data vs recent inputs; the report kept
-and linked; ``LoopEvent.drift_detected`` emitted when the dataset drifted (the retrain
-deployment's trigger listens for it)."""
+"""detect_drift: Evidently on one model's champion's training data vs its recent inputs; the
+report kept and linked; ``LoopEvent.drift_detected`` emitted about that model when the dataset
+drifted (the retrain deployment's trigger listens for it and passes the model on).
+``detect_drift_every_model`` (the daily deployment) runs it for every model with a champion
+(flows/common.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from sqlalchemy import Engine
 
-from flows.common import alert_flow_failure, model_resource, plain, run_engine
+from flows.common import (
+    alert_flow_failure,
+    artifact_key,
+    for_each_model,
+    model_resource,
+    model_view,
+    plain,
+    run_engine,
+)
 from ia_continu.config import Settings
 from ia_continu.vocab import LoopEvent
 from notifications import Alert, Severity, notify
@@ -53,17 +63,17 @@ def report_markdown(result: DriftResult) -> str:
 
 
 @task
-def publish(result: DriftResult) -> None:
+def publish(model: str, result: DriftResult) -> None:
     if result.status == "checked" and result.report_path:
         create_link_artifact(
             link=Path(result.report_path).resolve().as_uri(),
-            link_text="Evidently drift report",
-            key="ia-continu-drift-report-link",
+            link_text=f"Evidently drift report ({model})",
+            key=artifact_key("ia-continu-drift-report-link", model),
         )
     create_markdown_artifact(
         markdown=report_markdown(result),
-        key="ia-continu-drift",
-        description="Latest Evidently drift check",
+        key=artifact_key("ia-continu-drift", model),
+        description=f"Latest Evidently drift check of {model}",
     )
 
 
@@ -82,11 +92,15 @@ def announce(settings: Settings, result: DriftResult) -> str | None:
     )
     notify(
         Alert(
-            "Data drift detected",
+            f"Data drift detected ({settings.family})",
             f"{len(result.drifted_features)} feature(s) drifted: "
             f"{', '.join(result.drifted_features)} (share {result.drift_share:.2f})",
             Severity.warning,
-            {"model_version": result.model_version, "current_rows": result.current_rows},
+            {
+                "model": settings.family,
+                "model_version": result.model_version,
+                "current_rows": result.current_rows,
+            },
             key=f"drift-{settings.family}",
         ),
         settings,
@@ -95,14 +109,28 @@ def announce(settings: Settings, result: DriftResult) -> str | None:
 
 
 @flow(name="detect_drift", on_failure=[alert_flow_failure])
-def detect_drift(hours: int = 24, max_rows: int = 100_000, min_rows: int = 100) -> dict[str, Any]:
-    settings = Settings()
+def detect_drift(
+    hours: int = 24, max_rows: int = 100_000, min_rows: int = 100, model: str | None = None
+) -> dict[str, Any]:
+    """Check ``model``'s inputs (None: the default model)."""
+    settings = model_view(model)
     with run_engine(settings) as engine:
         result = check(settings, engine, hours, max_rows, min_rows)
-    publish(result)
+    publish(settings.family, result)
     event_id = announce(settings, result) if result.dataset_drift else None
     get_run_logger().info("drift: %s", result.reason)
     return {**plain(result), "event_id": event_id}
+
+
+@flow(name="detect_drift_every_model", on_failure=[alert_flow_failure])
+def detect_drift_every_model(
+    models: list[str] | None = None, hours: int = 24, max_rows: int = 100_000, min_rows: int = 100
+) -> dict[str, Any]:
+    """detect_drift for each model (None: every declared model with a champion)."""
+    return for_each_model(
+        models,
+        lambda name: detect_drift(hours, max_rows, min_rows, model=name, return_state=True),
+    )
 
 
 if __name__ == "__main__":

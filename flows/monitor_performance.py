@@ -1,6 +1,8 @@
-"""monitor_performance: metrics over 24 h and 7 d against the performance thresholds of the
-settings (accuracy, latency, and for regression MAE, R², RMSE); a table artifact every run;
-an alert and an event when the recent window crosses a threshold."""
+"""monitor_performance: one model's metrics over 24 h and 7 d against its performance
+thresholds (the settings', or its declaration's: accuracy, latency, and for regression MAE,
+R², RMSE); a table artifact every run; an alert and an event when the recent window crosses
+a threshold. ``monitor_every_model`` (the hourly deployment) runs it for every model with a
+champion (flows/common.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from sqlalchemy import Engine
 
 from flows.common import (
     alert_flow_failure,
+    artifact_key,
+    for_each_model,
     model_resource,
+    model_view,
     plain,
     run_engine,
     state_key,
@@ -74,41 +79,43 @@ def table_rows(reports: list[WindowReport]) -> list[dict[str, Any]]:
 
 
 @task
-def publish_table(reports: list[WindowReport]) -> None:
+def publish_table(model: str, reports: list[WindowReport]) -> None:
     create_table_artifact(
-        key="ia-continu-performance",
+        key=artifact_key("ia-continu-performance", model),
         table=table_rows(reports),
-        description="Performance over 24 h and 7 d vs the alert thresholds",
+        description=f"{model}: performance over 24 h and 7 d vs the alert thresholds",
     )
 
 
 def degraded_alert(settings: Settings, report: WindowReport, version: str | None) -> Alert:
     return Alert(
-        "Model performance below thresholds",
+        f"Model performance below thresholds ({settings.family})",
         f"{report.name}: " + "; ".join(c.describe() for c in report.crossed),
         Severity.warning,
-        {"model_version": version, "predictions": report.metrics.count},
+        {"model": settings.family, "model_version": version, "predictions": report.metrics.count},
         key=f"performance-{settings.family}",
     )
 
 
 def recovered_alert(settings: Settings, report: WindowReport, previous: list[str]) -> Alert:
     return Alert(
-        "Model performance back within thresholds",
+        f"Model performance back within thresholds ({settings.family})",
         f"{report.name}: no threshold crossed (was: {', '.join(previous)})",
         Severity.info,
+        {"model": settings.family},
         key=f"performance-ok-{settings.family}",
     )
 
 
 @flow(name="monitor_performance", on_failure=[alert_flow_failure])
-def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
-    settings = Settings()
+def monitor_performance(alert_window: str = "24h", model: str | None = None) -> dict[str, Any]:
+    """Watch ``model`` (None: the default model)."""
+    settings = model_view(model)
     with run_engine(settings) as engine:
         reports = [window(settings, engine, name, hours) for name, hours in WINDOWS.items()]
         with session_scope(engine) as session:
             version = registry.champion_version(session, settings.family)
-    publish_table(reports)
+    publish_table(settings.family, reports)
 
     # Only the recent window alerts: the 7-day one is context, and would keep alerting for
     # a week after a problem is fixed.
@@ -144,6 +151,16 @@ def monitor_performance(alert_window: str = "24h") -> dict[str, Any]:
         "event_id": event_id,
         "alerted": alerted,
     }
+
+
+@flow(name="monitor_every_model", on_failure=[alert_flow_failure])
+def monitor_every_model(
+    models: list[str] | None = None, alert_window: str = "24h"
+) -> dict[str, Any]:
+    """monitor_performance for each model (None: every declared model with a champion)."""
+    return for_each_model(
+        models, lambda name: monitor_performance(alert_window, model=name, return_state=True)
+    )
 
 
 if __name__ == "__main__":

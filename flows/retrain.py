@@ -1,6 +1,8 @@
-"""retrain: decide whether to retrain, retrain with the quality gate, then alert.
+"""retrain: decide whether to retrain one model, retrain it with the quality gate, then alert.
 
-Started by the ``LoopEvent.drift_detected`` event (the deployment's trigger) and weekly. It
+Started by the ``LoopEvent.drift_detected`` event (the ``retrain`` deployment's trigger, which
+passes the event's model as the ``model`` parameter) and weekly for every model with a
+champion (``retrain_every_model``, the ``retrain-weekly`` deployment). It
 reads the latest drift row and the recent metrics, decides (``ia_continu.decide``: retrain
 only when the inputs drifted AND the model got worse), trains on recent labelled predictions
 when there are enough (the world as it is now), and lets ``ia_continu.learn.training.retrain``'s
@@ -18,7 +20,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from sqlalchemy import Engine
 
-from flows.common import alert_flow_failure, model_resource, plain, run_engine
+from flows.common import (
+    alert_flow_failure,
+    artifact_key,
+    for_each_model,
+    model_resource,
+    model_view,
+    plain,
+    run_engine,
+)
 from ia_continu import decide
 from ia_continu.config import Settings
 from ia_continu.families import get_family
@@ -100,17 +110,18 @@ def announce(
     """The alert, the event and the artifact of a retrain that ran."""
     notify(
         Alert(
-            f"Retrain: version {result.model_version} {result.status}",
+            f"Retrain: version {result.model_version} {result.status} ({settings.family})",
             f"{verdict.reason}. Gate: {result.reason}",
             Severity.info if result.promoted else Severity.warning,
             {
+                "model": settings.family,
                 "champion": result.champion_version,
                 "previous": result.previous_champion,
                 "trigger": reason[:200],
                 "training_samples": result.training_samples,
                 **{k: round(v, 4) for k, v in result.metrics.items()},
             },
-            key=f"retrain-{result.model_version}",
+            key=f"retrain-{settings.family}-{result.model_version}",
         ),
         settings,
     )
@@ -120,9 +131,9 @@ def announce(
         payload={"status": result.status, "version": result.model_version, "reason": result.reason},
     )
     create_markdown_artifact(
-        key="ia-continu-retrain",
+        key=artifact_key("ia-continu-retrain", settings.family),
         markdown=(
-            f"# Retrain: {result.status}\n\n- trigger: {reason}\n- decision: "
+            f"# Retrain of {settings.family}: {result.status}\n\n- trigger: {reason}\n- decision: "
             f"{verdict.reason}\n- gate: {result.reason}\n- champion now: "
             f"{result.champion_version} (was {result.previous_champion})\n"
             f"- trained on generation {result.generation_id}"
@@ -138,8 +149,10 @@ def retrain_flow(
     metrics_hours: int = 24,
     drift_max_age_hours: int = 48,
     min_labelled_rows: int = 200,
+    model: str | None = None,
 ) -> dict[str, Any]:
-    settings = Settings()
+    """Decide on and maybe retrain ``model`` (None: the default model)."""
+    settings = model_view(model)
     with run_engine(settings) as engine:
         state = current_state(settings, engine, metrics_hours, drift_max_age_hours)
         verdict = decide.decide_retrain(
@@ -159,6 +172,29 @@ def retrain_flow(
         result = run_retrain(settings, engine, generation_id, f"{reason} | {verdict.reason}"[:250])
     announce(settings, reason, verdict, result)
     return {"decision": plain(verdict), "result": plain(result)}
+
+
+@flow(name="retrain_every_model", on_failure=[alert_flow_failure])
+def retrain_every_model(
+    models: list[str] | None = None,
+    reason: str = "weekly schedule",
+    metrics_hours: int = 24,
+    drift_max_age_hours: int = 48,
+    min_labelled_rows: int = 200,
+) -> dict[str, Any]:
+    """retrain_flow for each model (None: every declared model with a champion); each one
+    still decides for itself whether to retrain."""
+    return for_each_model(
+        models,
+        lambda name: retrain_flow(
+            reason,
+            metrics_hours=metrics_hours,
+            drift_max_age_hours=drift_max_age_hours,
+            min_labelled_rows=min_labelled_rows,
+            model=name,
+            return_state=True,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -126,20 +126,20 @@ def demo(
 
     _step(f"Wait {outcome_delay:.0f} s for the outcomes, then run backfill_actuals")
     time.sleep(outcome_delay + 2)
-    run, state = _run_deployment("backfill_actuals/backfill-actuals", timeout=120)
+    run, state = _run_deployment("backfill_every_model/backfill-actuals", timeout=120)
     with session_scope(engine) as session:
         labelled = session.scalar(
             select(func.count()).select_from(PredictionLog).where(PredictionLog.actual.is_not(None))
         )
     typer.echo(f"backfill run {run}: {state}; {labelled} predictions have actuals")
 
-    run, state = _run_deployment("monitor_performance/monitor-performance", timeout=120)
+    run, state = _run_deployment("monitor_every_model/monitor-performance", timeout=120)
     typer.echo(f"monitor_performance run {run}: {state}")
 
     with session_scope(engine) as session:
         last_event = session.scalar(select(func.max(ModelEvent.id))) or 0
     _step("Run detect_drift (Evidently) through its deployment")
-    run, state = _run_deployment("detect_drift/detect-drift", timeout=180)
+    run, state = _run_deployment("detect_drift_every_model/detect-drift", timeout=180)
     with session_scope(engine) as session:
         report = session.scalars(select(DriftReport).order_by(DriftReport.id.desc())).first()
     if report is None:

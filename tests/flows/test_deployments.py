@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import inspect
 import os
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from deployments.serve import build_deployments
 from deployments.spec import declared_deployments
 from flows.common import model_resource
 from flows.detect_drift import detect_drift
+from flows.retrain import retrain_flow
 from ia_continu.config import Settings
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import ModelEvent
@@ -57,7 +59,16 @@ def test_served_deployments_are_exactly_prefect_yaml_s():
     assert (
         list(served)
         == list(declared)
-        == ["health-check", "backfill-actuals", "monitor-performance", "detect-drift", "retrain"]
+        == [
+            "health-check",
+            "backfill-actuals",
+            "monitor-performance",
+            "detect-drift",
+            "retrain",
+            "retrain-weekly",
+            "ingest",
+            "score-batch",
+        ]
     )
     for name, d in declared.items():
         s = served[name]
@@ -67,7 +78,7 @@ def test_served_deployments_are_exactly_prefect_yaml_s():
         assert s.tags == d["tags"], name
         assert s.parameters == d.get("parameters", {}), name
         assert [x.schedule.model_dump(exclude={"anchor_date"}) for x in s.schedules] == [
-            _as_prefect_deploy_would(x) for x in d["schedules"]
+            _as_prefect_deploy_would(x) for x in d.get("schedules", [])
         ], name
         assert [t.model_dump() for t in s.triggers] == [
             _trigger(t) for t in d.get("triggers", [])
@@ -86,6 +97,46 @@ def test_the_retrain_trigger_listens_to_the_drift_event_flows_emit():
         assert f"event.payload.{key}" in params  # detect_drift's payload has them
 
 
+def test_the_retrain_trigger_passes_the_event_s_model():
+    """The trigger's parameters rendered by the Prefect server's own template code, against
+    a drift event about the declared model iris: the retrain runs for iris."""
+    from uuid import uuid4
+
+    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from ia_continu.catalog import model_settings
+
+    (trigger,) = _yaml_deployments()["retrain"]["triggers"]
+    iris = model_settings(Settings(environment="test"), "iris")
+    event = ReceivedEvent(
+        id=uuid4(),
+        occurred=datetime.now(UTC),
+        event=LoopEvent.drift_detected,
+        resource=model_resource(iris, "3"),
+        payload={"features": ["petal_width"], "share": 0.5, "model_version": "3"},
+    )
+    rendered = {
+        key: render_user_template_sync(template, {"event": event})
+        for key, template in trigger["parameters"].items()
+    }
+    assert rendered["model"] == "iris"
+    assert rendered["reason"] == "drift event: features ['petal_width'] (share 0.5) on model 3"
+    # retrain_flow takes that parameter.
+    assert "model" in inspect.signature(retrain_flow.fn).parameters
+
+
+def test_scheduled_deployments_run_every_model_and_the_others_one():
+    served = {d.name: d for d in build_deployments(Settings(environment="test"))}
+    for name in ("backfill-actuals", "monitor-performance", "detect-drift", "retrain-weekly"):
+        assert "models" in served[name]._parameter_openapi_schema.properties, name
+        assert served[name].schedules, name
+    assert "models" in served["ingest"]._parameter_openapi_schema.properties
+    for name in ("retrain", "score-batch"):
+        assert "model" in served[name]._parameter_openapi_schema.properties, name
+        assert not served[name].schedules, name  # the event, or the caller, says which model
+
+
 def test_the_health_check_interval_setting_overrides_the_yaml_when_served():
     declared = _yaml_deployments()["health-check"]["schedules"]
     assert declared == [{"interval": Settings(environment="test").health_check_interval_seconds}]
@@ -96,7 +147,7 @@ def test_the_health_check_interval_setting_overrides_the_yaml_when_served():
     (schedule,) = served["health-check"].schedules
     assert schedule.schedule.interval == timedelta(seconds=15)
     # Only that one: the others keep prefect.yaml's.
-    assert served["retrain"].schedules[0].schedule.cron == "0 3 * * 1"
+    assert served["retrain-weekly"].schedules[0].schedule.cron == "0 3 * * 1"
 
 
 def test_a_yaml_key_serve_does_not_handle_is_refused(tmp_path):
@@ -180,10 +231,12 @@ def test_drift_event_triggers_the_served_retrain(
         (run,) = runs
         assert run.state.is_completed(), run.state
         assert run.parameters["reason"].startswith("drift event: features ['feature1']")
+        assert run.parameters["model"] == "classification"  # the event's model
         with session_scope(engine) as session:
             kinds = [e.event for e in session.scalars(select(ModelEvent).order_by(ModelEvent.id))]
         assert kinds[-2:] == [ModelEventKind.retrain, ModelEventKind.promote]
-        assert "Retrain: version 2 promoted" in [e["title"] for e in receiver.embeds()]
+        titles = [e["title"] for e in receiver.embeds()]
+        assert "Retrain: version 2 promoted (classification)" in titles
     finally:
         server.terminate()
         try:

@@ -130,9 +130,9 @@ def test_drift_detected_event_then_retrain_promotes(
 
     titles = [e["title"] for e in receiver.embeds()]
     assert titles == [
-        "Model performance below thresholds",
-        "Data drift detected",
-        "Retrain: version 2 promoted",
+        "Model performance below thresholds (classification)",
+        "Data drift detected (classification)",
+        "Retrain: version 2 promoted (classification)",
     ]
 
 
@@ -153,4 +153,4 @@ def test_retrain_gate_rejects_a_worse_challenger(flow_settings, client, engine, 
     res = out["result"]
     assert res["status"] == "rejected" and res["champion_version"] == "1"
     assert events(engine)[-2:] == [(ModelEventKind.retrain, "2"), (ModelEventKind.reject, "2")]
-    assert receiver.embeds()[-1]["title"] == "Retrain: version 2 rejected"
+    assert receiver.embeds()[-1]["title"] == "Retrain: version 2 rejected (classification)"
