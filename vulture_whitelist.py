@@ -142,3 +142,13 @@ _.daemon_threads  # unused attribute (notifications/receiver.py:21)
 _.do_POST  # unused method (notifications/receiver.py:30)
 _.do_GET  # unused method (notifications/receiver.py:41)
 _.log_message  # unused method (notifications/receiver.py:50)
+# Flows that prefect.yaml's entrypoints name (deployments/serve.py loads them by name), and
+# fields of flow results returned through dataclasses.asdict.
+backfill_every_model  # unused function (flows/backfill_actuals.py)
+detect_drift_every_model  # unused function (flows/detect_drift.py)
+monitor_every_model  # unused function (flows/monitor_performance.py)
+retrain_every_model  # unused function (flows/retrain.py)
+_.logged  # unused attribute (flows/score_batch.py)
+_.model_versions  # unused attribute (flows/score_batch.py)
+logged  # unused variable (flows/score_batch.py)
+model_versions  # unused variable (flows/score_batch.py)
