@@ -1,7 +1,11 @@
 """``GET /dashboard``: the monitoring page, plain HTML + JS served from ``api/static``.
 
-No build step: the page is static and reads the JSON endpoints (``/api/ml-monitoring/*``,
-``/api/feature-flags/status``, ``/models``, ``/api/drift/latest``) from the browser.
+No build step: the page is static and reads the JSON endpoints from the browser. A picker
+lists the declared models (``/models/declared``; first choice: ``?model=`` or the service's
+default model) and every panel reads that model's routes (``/models/{model}/monitoring/*``,
+``/models/{model}/rollout/status``, ``/models/{model}``, ``/models/{model}/drift/latest``);
+the cards follow its task (MAE, RMSE, R² for a regressor; precision, recall, F1 for a
+classifier).
 """
 
 from __future__ import annotations

@@ -4,34 +4,75 @@
 
 (function () {
   const REFRESH_MS = 30000;
-  const ANOMALY_THRESHOLD = 5;
   const DASH = "—";
 
   // The monitoring targets; the orange band is "watch", beyond it is "act".
-  // good/warn/bad: for "lower" metrics good < target <= warn < bad.
+  // good/warn/bad: for "lower" metrics good < target <= warn < bad. RMSE has no band: its
+  // scale is the target's (minutes, bicycles...), so its card only shows the value.
+  const RATE_BAND = { better: "higher", good: 0.8, warn: 0.7 };
   const BANDS = {
     mae: { better: "lower", good: 3, warn: 5 },
+    rmse: null,
     r2: { better: "higher", good: 0.65, warn: 0.5 },
-    accuracy: { better: "higher", good: 0.8, warn: 0.7 },
+    accuracy: RATE_BAND,
+    precision: RATE_BAND,
+    recall: RATE_BAND,
+    f1: RATE_BAND,
     latency: { better: "lower", good: 150, warn: 300 },
   };
 
   // Shared with the browser test: how each card formats its number.
+  const pct = (v) => (v * 100).toFixed(1) + " %";
   const FORMAT = {
     mae: (v) => v.toFixed(2),
+    rmse: (v) => v.toFixed(2),
     r2: (v) => v.toFixed(3),
-    accuracy: (v) => (v * 100).toFixed(1) + " %",
+    accuracy: pct,
+    precision: pct,
+    recall: pct,
+    f1: pct,
     latency: (v) => v.toFixed(1) + " ms",
   };
+  // The figure of the monitoring answer each card shows. Which cards a model gets follows
+  // its task (data-tasks in the page): errors for a regressor, precision/recall/F1 for a
+  // classifier (macro averages for more than two classes).
+  const FIGURE = {
+    mae: "mae",
+    rmse: "rmse",
+    r2: "r2",
+    accuracy: "accuracy_rate",
+    precision: "precision",
+    recall: "recall",
+    f1: "f1",
+    latency: "avg_prediction_time_ms",
+  };
 
-  const ENDPOINTS = {
+  // The service's default model, before the model list is known (or if it cannot be read).
+  const DEFAULT_ENDPOINTS = {
     summary: "/api/ml-monitoring/summary",
     daily: "/api/ml-monitoring/daily?days=7",
-    anomalies: "/api/ml-monitoring/anomalies?threshold=" + ANOMALY_THRESHOLD,
+    anomalies: "/api/ml-monitoring/anomalies",
     flags: "/api/feature-flags/status",
     models: "/models",
     drift: "/api/drift/latest",
   };
+
+  // Every panel reads the chosen model's own routes.
+  function endpoints(name) {
+    if (!name) return DEFAULT_ENDPOINTS;
+    const base = "/models/" + encodeURIComponent(name);
+    return {
+      summary: base + "/monitoring/summary",
+      daily: base + "/monitoring/daily?days=7",
+      anomalies: base + "/monitoring/anomalies",
+      flags: base + "/rollout/status",
+      models: base,
+      drift: base + "/drift/latest",
+    };
+  }
+
+  let model = null; // the chosen model's name (null: the default routes)
+  let tasks = {}; // model name -> its task: binary, multiclass or regression
 
   const $ = (id) => document.getElementById(id);
   const isNum = (v) => typeof v === "number" && Number.isFinite(v);
@@ -78,6 +119,7 @@
   function status(metric, v) {
     if (!isNum(v)) return "unknown";
     const b = BANDS[metric];
+    if (!b) return "info";
     if (b.better === "lower") return v < b.good ? "good" : v < b.warn ? "warn" : "bad";
     return v > b.good ? "good" : v >= b.warn ? "warn" : "bad";
   }
@@ -93,13 +135,9 @@
   function renderCards(summary) {
     const m24 = (summary && summary.metrics_24h) || {};
     const m7 = (summary && summary.metrics_7d) || {};
-    const values = {
-      mae: [m24.mae, m7.mae],
-      r2: [m24.r2, m7.r2],
-      accuracy: [m24.accuracy_rate, m7.accuracy_rate],
-      latency: [m24.avg_prediction_time_ms, m7.avg_prediction_time_ms],
-    };
-    for (const [metric, [day, week]] of Object.entries(values)) {
+    for (const [metric, figure] of Object.entries(FIGURE)) {
+      const day = m24[figure];
+      const week = m7[figure];
       const card = $("card-" + metric);
       const value = $("value-" + metric);
       value.textContent = isNum(day) ? FORMAT[metric](day) : DASH;
@@ -109,6 +147,8 @@
     }
     setText("count-24h", isNum(m24.count) ? fmtInt(m24.count) : DASH);
 
+    const threshold = summary ? summary.anomaly_threshold : undefined;
+    if (isNum(threshold)) setText("anomaly-threshold", String(threshold));
     const anomalies = summary ? summary.anomalies_count : undefined;
     const alert = $("anomalies-alert");
     if (isNum(anomalies) && anomalies > 0) {
@@ -285,47 +325,110 @@
     const labels = days.map((d) => String(pick(d, "day", "date") || "").slice(5, 10) || "?");
     drawChart($("chart-count"), labels, days.map((d) => d.count), { kind: "bar", format: (v) => v.toFixed(0) });
     drawChart($("chart-mae"), labels, days.map((d) => d.mae), { kind: "line", format: (v) => v.toFixed(2), band: BANDS.mae.good });
+    drawChart($("chart-f1"), labels, days.map((d) => d.f1),
+      { kind: "line", format: (v) => (v * 100).toFixed(0) + "%", band: BANDS.f1.good });
     drawChart($("chart-accuracy"), labels, days.map((d) => d.accuracy_rate),
       { kind: "line", format: (v) => (v * 100).toFixed(0) + "%", band: BANDS.accuracy.good });
   }
 
   // --- refresh loop --------------------------------------------------------------------------
 
+  // --- the model picker ---------------------------------------------------------------------
+
+  // Show what the task has (cards, charts), hide the rest; an unknown task shows everything.
+  function applyTask() {
+    const task = model ? tasks[model] : undefined;
+    setText("task", task);
+    for (const node of document.querySelectorAll("[data-tasks]")) {
+      node.hidden = Boolean(task) && !node.dataset.tasks.split(" ").includes(task);
+    }
+    const urls = endpoints(model);
+    const links = { summary: urls.summary, daily: urls.daily, flags: urls.flags, models: urls.models, drift: urls.drift };
+    for (const [key, url] of Object.entries(links)) $("link-" + key).setAttribute("href", url);
+    $("anomalies-json").setAttribute("href", urls.anomalies);
+  }
+
+  // The declared models; the first choice is ?model= when it names one, else the service's
+  // default model. Without the list the page keeps the default routes.
+  async function loadModels() {
+    const picker = $("model-picker");
+    let declared = [];
+    try {
+      declared = await getJSON("/models/declared");
+    } catch (_) {
+      picker.disabled = true;
+      return;
+    }
+    tasks = Object.fromEntries(declared.map((d) => [d.name, d.task]));
+    picker.replaceChildren(...declared.map((d) => el("option", { value: d.name }, d.name + " (" + d.task + ")")));
+    const asked = new URLSearchParams(window.location.search).get("model");
+    const served = declared.find((d) => d.served);
+    model = asked && asked in tasks ? asked : served ? served.name : declared.length ? declared[0].name : null;
+    if (model) picker.value = model;
+  }
+
+  function choose(name) {
+    model = name;
+    const url = new URL(window.location.href);
+    url.searchParams.set("model", name);
+    window.history.replaceState(null, "", url);
+    applyTask();
+    refresh();
+  }
+
+  // --- refresh loop --------------------------------------------------------------------------
+
   let inFlight = null;
+  let again = false;
   let refreshCount = 0;
 
+  async function refreshOnce() {
+    const shown = model;
+    const urls = endpoints(shown);
+    const names = Object.keys(urls);
+    const results = await Promise.allSettled(names.map((n) => getJSON(urls[n])));
+    const data = {};
+    const missing = [];
+    results.forEach((r, i) => {
+      if (r.status === "fulfilled") data[names[i]] = r.value;
+      else missing.push(urls[names[i]].split("?")[0]);
+    });
+    const steps = [
+      () => renderCards(data.summary),
+      () => renderRollout(data.flags, data.summary),
+      () => renderDrift(data.drift),
+      () => renderModels(data.models),
+      () => renderAnomalies(data.anomalies),
+      () => renderDaily(data.daily),
+    ];
+    for (const step of steps) {
+      try { step(); } catch (err) { missing.push("render: " + err.message); }
+    }
+    const notice = $("unavailable");
+    notice.hidden = missing.length === 0;
+    notice.textContent = missing.length ? "Unavailable: " + missing.join(", ") : "";
+    const now = new Date();
+    $("last-updated").textContent = now.toLocaleTimeString();
+    $("last-updated").setAttribute("datetime", now.toISOString());
+    refreshCount += 1;
+    document.body.dataset.model = shown || "";
+    document.body.dataset.refreshCount = String(refreshCount);
+  }
+
+  // One refresh at a time; asked again meanwhile (another model chosen), it runs once more
+  // when the current one ends, so the page never stays on the previous model's figures.
   async function refresh() {
-    if (inFlight) return inFlight;
+    if (inFlight) {
+      again = true;
+      return inFlight;
+    }
     const button = $("refresh-btn");
     button.disabled = true;
     inFlight = (async () => {
-      const names = Object.keys(ENDPOINTS);
-      const results = await Promise.allSettled(names.map((n) => getJSON(ENDPOINTS[n])));
-      const data = {};
-      const missing = [];
-      results.forEach((r, i) => {
-        if (r.status === "fulfilled") data[names[i]] = r.value;
-        else missing.push(ENDPOINTS[names[i]].split("?")[0]);
-      });
-      const steps = [
-        () => renderCards(data.summary),
-        () => renderRollout(data.flags, data.summary),
-        () => renderDrift(data.drift),
-        () => renderModels(data.models),
-        () => renderAnomalies(data.anomalies),
-        () => renderDaily(data.daily),
-      ];
-      for (const step of steps) {
-        try { step(); } catch (err) { missing.push("render: " + err.message); }
-      }
-      const notice = $("unavailable");
-      notice.hidden = missing.length === 0;
-      notice.textContent = missing.length ? "Unavailable: " + missing.join(", ") : "";
-      const now = new Date();
-      $("last-updated").textContent = now.toLocaleTimeString();
-      $("last-updated").setAttribute("datetime", now.toISOString());
-      refreshCount += 1;
-      document.body.dataset.refreshCount = String(refreshCount);
+      do {
+        again = false;
+        await refreshOnce();
+      } while (again);
     })();
     try {
       await inFlight;
@@ -341,7 +444,7 @@
     timer = $("auto-refresh").checked ? setInterval(refresh, REFRESH_MS) : null;
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  document.addEventListener("DOMContentLoaded", async () => {
     const toggle = $("auto-refresh");
     try {
       toggle.checked = localStorage.getItem("ia-continu.autoRefresh") !== "off";
@@ -351,6 +454,9 @@
       schedule();
     });
     $("refresh-btn").addEventListener("click", () => { refresh(); });
+    $("model-picker").addEventListener("change", (event) => { choose(event.target.value); });
+    await loadModels();
+    applyTask();
     schedule();
     refresh();
   });

@@ -38,15 +38,27 @@ pytestmark = [
 # The page's formatting (api/static/dashboard.js FORMAT): digits after the point per card.
 CARDS = {
     "mae": ("mae", 2, 1.0),
+    "rmse": ("rmse", 2, 1.0),
     "r2": ("r2", 3, 1.0),
     "accuracy": ("accuracy_rate", 1, 100.0),
+    "precision": ("precision", 1, 100.0),
+    "recall": ("recall", 1, 100.0),
+    "f1": ("f1", 1, 100.0),
     "latency": ("avg_prediction_time_ms", 1, 1.0),
 }
-# The monitoring targets and the page's orange bands.
+# The cards each kind of task shows (the others are hidden).
+REGRESSOR_CARDS = {"mae", "rmse", "r2", "accuracy", "latency"}
+CLASSIFIER_CARDS = {"accuracy", "precision", "recall", "f1", "latency"}
+# The monitoring targets and the page's orange bands (None: no band, the value only).
+RATE = ("higher", 0.8, 0.7)
 BANDS = {
     "mae": ("lower", 3.0, 5.0),
+    "rmse": None,
     "r2": ("higher", 0.65, 0.5),
-    "accuracy": ("higher", 0.8, 0.7),
+    "accuracy": RATE,
+    "precision": RATE,
+    "recall": RATE,
+    "f1": RATE,
     "latency": ("lower", 150.0, 300.0),
 }
 # Errors (actual - predicted, minutes) of the posted outcomes: mostly small, one anomaly (> 5).
@@ -185,19 +197,26 @@ def _refresh_count(driver) -> int:
 def _status(metric: str, value: float | None) -> str:
     if value is None:
         return "unknown"
+    if BANDS[metric] is None:
+        return "info"
     better, good, warn = BANDS[metric]
     if better == "lower":
         return "good" if value < good else "warn" if value < warn else "bad"
     return "good" if value > good else "warn" if value >= warn else "bad"
 
 
-def _assert_cards_match(driver, summary: dict) -> dict[str, str]:
-    """Every card shows the API's 24 h value, formatted, and the colour its band says."""
+def _assert_cards_match(driver, summary: dict, cards: set[str] = REGRESSOR_CARDS) -> dict[str, str]:
+    """The task's cards (and only they) are shown, each with the API's 24 h value,
+    formatted, and the colour its band says."""
     from selenium.webdriver.common.by import By
 
     metrics = summary["metrics_24h"]
     shown = {}
     for card, (key, digits, scale) in CARDS.items():
+        displayed = driver.find_element(By.ID, f"card-{card}").is_displayed()
+        assert displayed == (card in cards), (card, displayed)
+        if not displayed:
+            continue
         value = metrics.get(key)
         node = driver.find_element(By.ID, f"value-{card}")
         text = node.text
@@ -350,7 +369,131 @@ def test_dashboard_on_a_phone_sized_screen(trained_api, browser):
     scroll = driver.execute_script("return document.documentElement.scrollWidth")
     assert scroll <= inner, (scroll, inner)
     for card in CARDS:
-        assert driver.find_element(By.ID, f"card-{card}").is_displayed()
+        shown = driver.find_element(By.ID, f"card-{card}").is_displayed()
+        assert shown == (card in REGRESSOR_CARDS), card
     assert driver.find_element(By.ID, "refresh-btn").is_displayed()
+    assert driver.find_element(By.ID, "model-picker").is_displayed()
     _screenshot(driver, "dashboard-phone.png", 375)
+    assert _console_errors(driver) == []
+
+
+def _declared_traffic(api: httpx.Client, model: str, rows: list[dict], actuals: list) -> None:
+    """Predictions of a declared model with known request ids, then their outcomes."""
+    for n, features in enumerate(rows):
+        r = api.post(
+            f"/models/{model}/predict", json={"features": features, "request_id": f"{model}-{n}"}
+        )
+        assert r.status_code == 200, r.text
+    pending = {f"{model}-{n}": a for n, a in enumerate(actuals)}
+
+    def all_recorded():
+        todo = [{"request_id": rid, "actual": a} for rid, a in pending.items()]
+        r = api.post(f"/models/{model}/actuals", json={"actuals": todo}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        unknown = set(r.json().get("unknown_request_ids") or [])
+        for rid in set(pending) - unknown:
+            del pending[rid]
+        return not pending
+
+    _wait_until(all_recorded, timeout=30, what=f"every {model} outcome to match its prediction")
+
+
+def _train_declared(api: httpx.Client, model: str) -> None:
+    r = api.post(f"/models/{model}/generate", json={"samples": 600, "seed": 3}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    r = api.post(f"/models/{model}/retrain", json={"reason": "browser test"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["promoted"], r.text
+
+
+def _show_model(driver, name: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    before = _refresh_count(driver)
+    Select(driver.find_element(By.ID, "model-picker")).select_by_value(name)
+    _wait_until(
+        lambda: (
+            _refresh_count(driver) > before
+            and driver.execute_script("return document.body.dataset.model") == name
+        ),
+        timeout=30,
+        what=f"the page to show {name}",
+    )
+
+
+def test_model_picker_switches_every_panel_and_the_cards_follow_the_task(trained_api, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    api, driver = trained_api, browser
+    _train_declared(api, "iris")
+    species = ["setosa", "versicolor", "virginica"]
+    iris_rows = [
+        {
+            "sepal_length": 4.6 + (n % 7) * 0.4,
+            "sepal_width": 3.0 + (n % 3) * 0.2,
+            "petal_length": 1.2 + (n % 6) * 1.0,
+            "petal_width": 0.2 + (n % 6) * 0.4,
+        }
+        for n in range(24)
+    ]
+    _declared_traffic(api, "iris", iris_rows, [species[min(n % 6 // 2, 2)] for n in range(24)])
+    _train_declared(api, "bike_traffic")
+    bike_rows = [
+        {"hour": 6 + n % 12, "weekday": n % 7, "weather": "rain", "counter": "station"}
+        for n in range(20)
+    ]
+    _declared_traffic(api, "bike_traffic", bike_rows, [40 + 7 * n for n in range(20)])
+
+    driver.set_window_size(1280, 900)
+    driver.get(str(api.base_url.join("/dashboard")))
+    _wait_until(lambda: _refresh_count(driver) >= 1, timeout=30, what="the first render")
+    picker = Select(driver.find_element(By.ID, "model-picker"))
+    declared = api.get("/models/declared").json()
+    assert [o.get_attribute("value") for o in picker.options] == [d["name"] for d in declared]
+    # The default model first: the one the service serves by default (delay here).
+    assert picker.first_selected_option.get_attribute("value") == "delay"
+    assert driver.execute_script("return document.body.dataset.model") == "delay"
+
+    # iris, a multiclass classifier: accuracy and macro precision/recall/F1, no MAE/RMSE/R².
+    _show_model(driver, "iris")
+    summary = api.get("/models/iris/monitoring/summary").json()
+    assert summary["metrics_24h"]["f1"] is not None and summary["metrics_24h"]["mae"] is None
+    _assert_cards_match(driver, summary, CLASSIFIER_CARDS)
+    assert driver.find_element(By.ID, "task").text == "multiclass"
+    assert driver.find_element(By.CSS_SELECTOR, "#card-f1 .macro").is_displayed()
+    assert driver.find_element(By.ID, "chart-f1").is_displayed()
+    assert not driver.find_element(By.ID, "chart-mae").is_displayed()
+    iris_models = api.get("/models/iris").json()
+    assert driver.find_element(By.ID, "models-champion").text == iris_models["champion_version"]
+    assert driver.find_element(By.ID, "models-name").text == iris_models["registered_model"]
+    flags = api.get("/models/iris/rollout/status").json()
+    total = flags["stats"]["total_requests"]
+    assert driver.find_element(By.ID, "rollout-total").text == f"{total:,}"
+    assert (
+        driver.find_element(By.ID, "link-summary")
+        .get_attribute("href")
+        .endswith("/models/iris/monitoring/summary")
+    )
+    assert driver.current_url.endswith("?model=iris")
+    _screenshot(driver, "dashboard-iris.png", 1280)
+
+    # bike_traffic, a regressor: MAE, RMSE and R², no precision/recall/F1.
+    driver.set_window_size(1280, 900)
+    _show_model(driver, "bike_traffic")
+    summary = api.get("/models/bike_traffic/monitoring/summary").json()
+    assert summary["metrics_24h"]["mae"] is not None and "f1" not in summary["metrics_24h"]
+    _assert_cards_match(driver, summary, REGRESSOR_CARDS)
+    assert driver.find_element(By.ID, "value-rmse").text != "—"
+    assert driver.find_element(By.ID, "task").text == "regression"
+    assert driver.find_element(By.ID, "chart-mae").is_displayed()
+
+    # The choice is in the address: a reload (or a shared link) shows the same model.
+    driver.refresh()
+    _wait_until(
+        lambda: driver.execute_script("return document.body.dataset.model") == "bike_traffic",
+        timeout=30,
+        what="the reloaded page to show bike_traffic",
+    )
+    assert not driver.find_element(By.ID, "unavailable").is_displayed()
     assert _console_errors(driver) == []
