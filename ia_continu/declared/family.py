@@ -47,6 +47,7 @@ ONNX_REPORT_ATTR = "ia_continu_onnx_report"  # dict: converted?, max diff, reaso
 FALLBACK_ATTR = "ia_continu_fallback_value"  # the fitted majority class index or mean
 CONFIDENCE_ATTR = "ia_continu_regression_confidence"  # holdout share within tolerance
 FEATURES_ATTR = "ia_continu_features"  # list of str: the feature order the version was fitted on
+CATEGORIES_ATTR = "ia_continu_categories"  # name -> declared values: what each code meant then
 ONNX_CHECK_ROWS = 2_000  # holdout rows the conversion is verified on (enough, and quick)
 
 
@@ -203,6 +204,7 @@ class DeclaredFamily(ModelFamily):
         holdout), the fitted fallback value, a regression's confidence, and the feature order
         it was fitted on (so it still scores after the declaration gains or reorders one)."""
         setattr(pipeline, FEATURES_ATTR, list(self.feature_names))
+        setattr(pipeline, CATEGORIES_ATTR, self._category_values())
         if y_train is not None and self._fallback.kind == "strategy":
             if self.classes is not None:
                 counts = Counter(np.asarray(y_train, dtype=np.int64).tolist())
@@ -253,6 +255,7 @@ class DeclaredFamily(ModelFamily):
     def trained_columns(self, pipeline: Any) -> np.ndarray | None:
         """Where each feature the version was fitted on sits in the current matrix (None: the
         same order). Raises VersionNeedsFeature if the declaration no longer has one of them."""
+        self._check_category_codes(pipeline)
         trained = getattr(pipeline, FEATURES_ATTR, None)
         if trained is None or tuple(trained) == self.feature_names:
             return None  # fitted on today's order (or before versions recorded theirs)
@@ -264,6 +267,29 @@ class DeclaredFamily(ModelFamily):
             )
         position = {name: i for i, name in enumerate(self.feature_names)}
         return np.array([position[name] for name in trained], dtype=np.intp)
+
+    def _category_values(self) -> dict[str, list[Any]]:
+        return {
+            f.name: list(f.values or ()) for f in self.declaration.features if f.type == "category"
+        }
+
+    def _check_category_codes(self, pipeline: Any) -> None:
+        """A category is stored as the index of its value: a version still reads today's
+        codes if its values are, in order, the first of today's (values added at the end are
+        unknown to it, as any unseen category). Reordered or removed values would be misread."""
+        trained: dict[str, list[Any]] = getattr(pipeline, CATEGORIES_ATTR, None) or {}
+        current = self._category_values()
+        changed = [
+            name
+            for name, values in trained.items()
+            if name in self.feature_names and current.get(name, [])[: len(values)] != values
+        ]
+        if changed:
+            raise VersionNeedsFeature(
+                f"this version of '{self.name}' was trained when the values of {changed} were "
+                f"{[trained[n] for n in changed]}: since reordered or removed, today's codes "
+                "would be misread (add new values at the end of the list instead)"
+            )
 
     def compile_scorer(
         self, pipeline: Any, *, explain: bool = True

@@ -84,11 +84,13 @@ def _fresh_catalog() -> Iterator[None]:
     reload_catalog()
 
 
-def declare(folder: Path, features: tuple[str, ...]) -> DeclaredFamily:
-    """Write the model's declaration with these features (a trailing "!": required)."""
+def declare(folder: Path, features: tuple[str, ...], **changed: str) -> DeclaredFamily:
+    """Write the model's declaration with these features (a trailing "!": required), some
+    declared otherwise (``changed``: name -> TOML lines)."""
     folder.mkdir(exist_ok=True)
+    spec = FEATURES | changed
     body = "".join(
-        f'\n[[features]]\nname = "{name.rstrip("!")}"\n{FEATURES[name]}\n' for name in features
+        f'\n[[features]]\nname = "{name.rstrip("!")}"\n{spec[name]}\n' for name in features
     )
     (folder / f"{MODEL}.toml").write_text(textwrap.dedent(HEAD + body), encoding="utf-8")
     reload_catalog()
@@ -247,6 +249,27 @@ def test_a_new_required_feature_or_a_lost_one_is_said_not_misread(
             client, "/predict", {"features": {"hour": 8, "weekday": 1, "counter": "park"}}
         )
         assert answer["served_by"] == "fallback"
+
+
+def test_category_values_reordered_keep_the_old_version_off_added_ones_do_not(
+    settings_factory, tmp_path
+):
+    folder = tmp_path / "models"
+    settings = settings_factory(models_dir=folder)
+    _, _, before = train_v1(settings, folder)
+    # "rain" is code 2 for version 1: moved first, it would be read as "clear".
+    declare(folder, V1, weather='type = "category"\nvalues = ["rain", "clear", "cloudy", "snow"]')
+    with api(settings) as client:
+        assert client.get(f"/models/{MODEL}").json()["served_version"] is None
+        assert "['weather']" in _load_error(client) and "misread" in _load_error(client)
+        answer = post(client, "/predict", {"features": ROWS[0]})
+        assert answer["served_by"] == "fallback"
+    # A value added at the end leaves every old code as it was: version 1 serves.
+    declare(
+        folder, V1, weather='type = "category"\nvalues = ["clear", "cloudy", "rain", "snow", "fog"]'
+    )
+    with api(settings) as client:
+        assert predict_all(client) == before
 
 
 def _load_error(client: TestClient) -> str:
