@@ -23,8 +23,7 @@ from ia_continu.serve.champion import ModelHolder
 from ia_continu.serve.flag import RolloutCache
 from ia_continu.serve.predictor import Predictor
 from ia_continu.store import migrate
-from ia_continu.store.engine import make_engine, session_scope
-from ia_continu.store.schemas import schema_id
+from ia_continu.store.engine import make_engine
 from ia_continu.watch.rollout_health import ErrorRateAlarm
 from notifications import Alert, Severity, notify
 
@@ -94,24 +93,12 @@ class ModelService:
             alarm,
             observe=metrics.observe_predictions if default else metrics.observer(name),
         )
-        predictor.schema_id = _schema_id(engine, holder.family)
         holder.start_polling()
         return cls(settings, holder, flags, predictor)
 
     def stop(self) -> None:
         self.holder.stop_polling()
         self.flags.stop()
-
-
-def _schema_id(engine: Engine, family: ModelFamily) -> int | None:
-    """The id of the family's feature order, which every row it logs carries; None (read as
-    the family's original order) only if the database cannot say at start."""
-    try:
-        with session_scope(engine) as session:
-            return schema_id(session, family.name, family.feature_names)
-    except Exception as exc:
-        log.error("feature schema of %s unknown, rows logged without it: %s", family.name, exc)
-        return None
 
 
 @dataclass

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from sqlalchemy import Engine
 
 from ia_continu.config import Settings
 from ia_continu.errors import ModelFailure
@@ -25,6 +26,8 @@ from ia_continu.serve.bucketing import in_shadow_sample, in_share
 from ia_continu.serve.champion import ModelHolder
 from ia_continu.serve.flag import RolloutCache, RolloutState
 from ia_continu.serve.ids import complete_ids
+from ia_continu.store.engine import session_scope
+from ia_continu.store.schemas import schema_id
 from ia_continu.store.tables import utcnow
 from ia_continu.vocab import Decision
 from ia_continu.watch.rollout_health import ErrorRateAlarm
@@ -68,9 +71,8 @@ class Predictor:
         self.writer = writer
         self.alarm = alarm
         self.observe = observe
-        # The FeatureSchema.id of this family's feature order, written on every logged row
-        # (set once the service has resolved it; None: the family's original order).
-        self.schema_id: int | None = None
+        # The FeatureSchema.id of this family's feature order, written on every logged row.
+        self.schema_id = _schema_id(holder.engine, self.family) if writer is not None else None
 
     def predict(self, X: np.ndarray, context: Context | None = None) -> Answers:
         """Answer every row of X (already validated); hand the answers to the log."""
@@ -131,6 +133,17 @@ class Predictor:
     def _record_alarm(self, attempts: int, failures: int) -> None:
         if self.alarm is not None and attempts:
             self.alarm.record(attempts, failures)
+
+
+def _schema_id(engine: Engine, family: ModelFamily) -> int | None:
+    """The id of the family's feature order (looked up once, here, off the request path);
+    None, which readers take for the current order, only if the database cannot say."""
+    try:
+        with session_scope(engine) as session:
+            return schema_id(session, family.name, family.feature_names)
+    except Exception as exc:
+        log.error("feature schema of %s unknown, rows logged without it: %s", family.name, exc)
+        return None
 
 
 def _score(score: Scorer, X: np.ndarray, mask: np.ndarray) -> Scores:
