@@ -119,3 +119,16 @@ def test_a_query_s_rows_load_once(flow_settings, engine, tmp_path):
             select(Dataset.source_name).where(Dataset.family == "bike_traffic")
         ).all()
     assert names == [query, query]
+
+
+def test_a_failing_model_does_not_stop_the_others(flow_settings, engine, receiver):
+    folder = flow_settings.data_dir / "inbox" / "bike_traffic"
+    folder.mkdir(parents=True)
+    bike_rows(80, 8).to_csv(folder / "day.csv", index=False)
+    state = ingest_every_model(models=["no_such_model", "bike_traffic"], return_state=True)
+    assert state.is_failed()
+    assert "model no_such_model" in state.message and "no model named" in state.message
+    assert samples(engine) == 80  # bike_traffic ran all the same
+    titles = [e["title"] for e in receiver.embeds()]
+    assert "Flow ingest failed (model no_such_model)" in titles
+    assert "Flow ingest_every_model failed" in titles
