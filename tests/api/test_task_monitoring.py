@@ -48,6 +48,9 @@ def test_iris_window_has_macro_figures_equal_to_scikit_learn(client):
         )
         assert r.status_code == 200, r.text
         predicted.append(r.json()["prediction"])
+        # A linear model explains each answer: its top 3 declared features.
+        factors = r.json()["contributing_factors"]
+        assert factors and len(factors) <= 3 and set(factors) <= set(FEATURES), factors
         # Mostly the true species; every fifth a wrong one, so the figures are not all 1.
         truth = int(iris.target[i])
         actual.append(species[(truth + 1) % 3] if n % 5 == 0 else species[truth])
@@ -64,6 +67,9 @@ def test_iris_window_has_macro_figures_equal_to_scikit_learn(client):
         expected = score(actual, predicted, average="macro", zero_division=0)
         assert m[name] == pytest.approx(expected, **APPROX), name
     assert m["mae"] is None and m["rmse"] is None and m["r2"] is None
+
+    logged = client.get("/models/iris/monitoring/predictions", params={"limit": 5}).json()
+    assert all(set(p["contributing_factors"]) <= set(FEATURES) for p in logged)
 
     summary = client.get("/models/iris/monitoring/summary").json()
     assert summary["metrics_24h"]["f1"] == m["f1"] and summary["metrics_24h"]["mae"] is None
