@@ -48,12 +48,9 @@ def realign(
     current = family.feature_names
     names = current if stored_names is None else tuple(stored_names)
     n, width = len(rows), len(names)
-    kept = np.fromiter((len(r) == width for r in rows), bool, n)
     if missing_features(names, family):
         return np.empty((0, len(current))), np.zeros(n, bool)
-    stored = np.asarray(
-        [r for r, k in zip(rows, kept.tolist(), strict=True) if k], dtype=float
-    ).reshape(-1, width)
+    stored, kept = _matrix(rows, width)
     if names == current:
         return stored, kept
     position = {name: i for i, name in enumerate(names)}
@@ -62,6 +59,19 @@ def realign(
         p = position.get(name)
         X[:, j] = stored[:, p] if p is not None else family.feature_default(name)
     return X, kept
+
+
+def _matrix(rows: Sequence[Sequence[float]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of length ``width`` as a matrix, and which rows those are."""
+    try:  # the usual case, every row of its schema's length: one conversion
+        stored = np.asarray(rows, dtype=float)
+        if stored.shape == (len(rows), width) or not rows:
+            return stored.reshape(len(rows), width), np.ones(len(rows), bool)
+    except ValueError:  # ragged rows
+        pass
+    kept = np.fromiter((len(r) == width for r in rows), bool, len(rows))
+    picked = [r for r, k in zip(rows, kept.tolist(), strict=True) if k]
+    return np.asarray(picked, dtype=float).reshape(len(picked), width), kept
 
 
 def schema_names(session: Session, ids: Collection[int]) -> dict[int, tuple[str, ...]]:
