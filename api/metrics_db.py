@@ -10,8 +10,10 @@ so these series are derived from it when ``/metrics`` is scraped:
   "No data". It is a counter: the table only grows.
 - ``model_quality_24h{model_type, metric}``: accuracy rate, MAE, RMSE, R² (and a classifier's
   precision, recall, F1) over the last 24 h of logged predictions whose outcome is known, as
-  ``/api/ml-monitoring/metrics`` computes them. NaN while no outcome is known: a figure that
-  does not exist yet is not a 0, and an alert rule such as ``< 0.8`` stays quiet on NaN.
+  ``/api/ml-monitoring/metrics`` computes them. NaN while no outcome is known, and always for
+  a classifier's MAE, RMSE and R² (errors between labels mean nothing): a figure that does
+  not exist is not a 0, and an alert rule such as ``< 0.8`` stays quiet on NaN (the series
+  stay, so a dashboard panel reading them still has its series).
 - ``model_quality_labeled_rows_24h{model_type}``: how many rows those figures cover.
 
 Each is one aggregate query, cached for a few seconds, so Prometheus, a second Prometheus and

@@ -66,6 +66,13 @@ def test_quality_is_nan_until_an_outcome_is_known_then_the_window_figure(client,
     samples = _samples(client.get("/metrics").text)
     assert samples[key] == 1.0 and samples[rows] == 1
 
+    # A classifier's F1 is known; its MAE, RMSE and R² do not exist (NaN), outcome or not.
+    def figure(name: str) -> float:
+        return samples[("model_quality_24h", (("metric", name), ("model_type", "classification")))]
+
+    assert figure("f1") == 1.0
+    assert all(math.isnan(figure(name)) for name in ("mae", "rmse", "r2"))
+
 
 def test_multiprocess_exposition_reads_the_database_once(client, monkeypatch):
     # The workers' files are read by prometheus_client's MultiProcessCollector (left out
