@@ -85,6 +85,14 @@ class RecentInputs:
                 .limit(self.max_rows)
             ).all()
             realigned = realign_mixed(session, [r[0] for r in rows], [r[1] for r in rows], family)
+        if realigned.missing:
+            log.warning(
+                "drift check of %s: %d recent predictions left out, logged without the "
+                "required feature(s) %s",
+                family.name,
+                len(rows) - len(realigned.X),
+                realigned.missing,
+            )
         return realigned.X
 
 
