@@ -99,6 +99,11 @@ def test_chunks_are_streamed_and_a_bad_last_chunk_rolls_everything_back(engine):
     assert result.rows == 5000 and stored(engine) == (1, 5000)
 
 
+def test_a_spreadsheet_byte_order_mark_is_not_part_of_the_first_name(engine):
+    body = "\ufeff".encode() + csv_bytes(bike_frame(12))
+    assert import_dataset(engine, BIKE, io.BytesIO(body), fmt="csv").rows == 12
+
+
 def test_a_bad_target_is_an_invalid_actual_naming_its_row(engine):
     frame = bike_frame(40)
     frame.loc[33, "count"] = -5
