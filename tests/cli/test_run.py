@@ -72,9 +72,13 @@ def test_run_and_demo_then_sigterm_stops_everything(tmp_path):
 
         api = f"http://127.0.0.1:{prefect_port}/api"
         deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
-        schedules = {d["name"]: d["schedules"][0]["schedule"] for d in deployments}
+        schedules = {
+            d["name"]: d["schedules"][0]["schedule"] for d in deployments if d["schedules"]
+        }
         assert schedules["health-check"]["interval"] == 60
-        assert schedules["retrain"]["cron"] == "0 3 * * 1"
+        assert schedules["retrain-weekly"]["cron"] == "0 3 * * 1"
+        # The event-driven retrain and the batch scoring run when told, not on a clock.
+        assert "retrain" not in schedules and "score-batch" not in schedules
         assert all(not d["paused"] for d in deployments)
         automations = httpx.post(f"{api}/automations/filter", json={}, timeout=10).json()
         (trigger,) = [a["trigger"] for a in automations if a["name"] == "retrain-on-drift"]
