@@ -129,8 +129,8 @@ def _import(
             _check_columns(frame, declaration)
             if frame.empty:  # a CSV with a header and no rows
                 continue
-            X = _at_rows(rows, frame, family.encode_frame)
-            y = _at_rows(rows, frame[target], family.target_codes)
+            X = _at_rows(rows, frame, _checked(family.encode_frame, InvalidFeatures))
+            y = _at_rows(rows, frame[target], _checked(family.target_codes, InvalidActual))
             # Core insert on the session's connection (same transaction): the ORM's bulk path
             # spent two thirds of an import collecting per-row parameters it does not need.
             session.connection().execute(
@@ -205,6 +205,23 @@ def _declaration(family: ModelFamily) -> Declaration:
 
 
 # --- row numbers ----------------------------------------------------------------------
+
+
+def _checked(
+    encode: Callable[[Any], np.ndarray], error: type[InvalidInput]
+) -> Callable[[Any], np.ndarray]:
+    """``encode`` whose stray failures on odd cells (a nested JSON value is unhashable, an
+    integer of 400 digits overflows a float) are the domain error, so they get a row too."""
+
+    def run(data: Any) -> np.ndarray:
+        try:
+            return encode(data)
+        except InvalidInput:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise error(f"a value that cannot be read: {exc}") from None
+
+    return run
 
 
 def _at_rows(offset: int, data: Any, encode: Callable[[Any], np.ndarray]) -> np.ndarray:
@@ -373,8 +390,8 @@ def _json_chunks(
             continue
         count += 1
         try:
-            record = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+            record = json.loads(line, parse_int=_json_int)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise UnreadableDataset(f"row {count}: not a JSON object: {exc}") from None
         if not isinstance(record, dict):
             raise UnreadableDataset(f"row {count}: not a JSON object ({type(record).__name__})")
@@ -394,8 +411,8 @@ def _json_array(stream: IO[bytes], rows: int) -> Iterator[pd.DataFrame]:
             "send a larger file as JSON Lines (one object per line)"
         )
     try:
-        records = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        records = json.loads(data, parse_int=_json_int)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise UnreadableDataset(f"not valid JSON: {exc}") from None
     for i, record in enumerate(records):
         if not isinstance(record, dict):
@@ -403,6 +420,12 @@ def _json_array(stream: IO[bytes], rows: int) -> Iterator[pd.DataFrame]:
     del data
     for start in range(0, len(records), rows):
         yield pd.DataFrame.from_records(records[start : start + rows])
+
+
+def _json_int(text: str) -> int | float:
+    # Beyond 18 digits an integer is no count or code: a float (inf when huge), which the
+    # encoder refuses by value rather than overflowing on it.
+    return int(text) if len(text) <= 18 else float(text)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -188,3 +188,31 @@ def test_unreadable_or_incomplete_files_are_refused(engine, body, fmt, error, me
     with pytest.raises(error, match=message):
         import_dataset(engine, BIKE, io.BytesIO(body), fmt=fmt)
     assert stored(engine) == (0, 0)
+
+
+BIG = "9" * 1000
+HEADER = "hour,weekday,weather,counter,count\n"
+ROW = '"weekday": 1, "weather": "rain", "counter": "park", "count": 1'
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body", "message"),
+    [
+        ("csv", f"{HEADER}{BIG},1,rain,park,3\n", "row 1: hour: "),
+        ("csv", f"{HEADER}1,1,rain,park,1e999\n", "row 1: target 'count': '1e999' is not"),
+        ("csv", b"\x00\xff\xfe", "not a readable CSV file"),
+        ("json", "[" * 100_000 + "]" * 100_000, "not valid JSON"),
+        ("json", '{"a":' * 100_000 + "1" + "}" * 100_000, "row 1: not a JSON object"),
+        ("json", f'{{"hour": {BIG}, {ROW}}}', "row 1: hour: inf is not a finite number"),
+        ("json", f'{{"hour": NaN, {ROW}}}', "row 1: hour: is missing"),
+        ("json", f'{{"hour": [1], {ROW}}}\n', "row 1: "),
+        ("json", f'{{"hour": 1, {ROW}}}\n{{"hour": 2, {ROW}, "weather": {{}}}}', "row 2: "),
+        ("json", "[]", "no data rows"),
+        ("parquet", b"", "not a readable Parquet file"),
+    ],
+)
+def test_hostile_files_are_refused_by_name_never_with_a_crash(engine, fmt, body, message):
+    data = body.encode() if isinstance(body, str) else body
+    with pytest.raises((InvalidFeatures, InvalidActual, UnreadableDataset), match=message):
+        import_dataset(engine, BIKE, io.BytesIO(data), fmt=fmt)
+    assert stored(engine) == (0, 0)
