@@ -6,20 +6,15 @@
   const REFRESH_MS = 30000;
   const DASH = "—";
 
-  // The monitoring targets; the orange band is "watch", beyond it is "act".
-  // good/warn/bad: for "lower" metrics good < target <= warn < bad. RMSE has no band: its
-  // scale is the target's (minutes, bicycles...), so its card only shows the value.
-  const RATE_BAND = { better: "higher", good: 0.8, warn: 0.7 };
-  const BANDS = {
-    mae: { better: "lower", good: 3, warn: 5 },
-    rmse: null,
-    r2: { better: "higher", good: 0.65, warn: 0.5 },
-    accuracy: RATE_BAND,
-    precision: RATE_BAND,
-    recall: RATE_BAND,
-    f1: RATE_BAND,
-    latency: { better: "lower", good: 150, warn: 300 },
-  };
+  // The monitoring targets are the model's own: the limits its performance alert judges
+  // (the summary's "targets"); a figure the alert does not judge keeps the default target.
+  // Beyond the target an orange band is "watch", beyond it is "act": a "lower" figure up to
+  // ORANGE times its target, a "higher" one ORANGE below it. good/warn/bad: for "lower"
+  // figures good < target <= warn < bad. RMSE has no default: its unit is the target's.
+  const BETTER = { mae: "lower", rmse: "lower", r2: "higher", accuracy: "higher", precision: "higher", recall: "higher", f1: "higher", latency: "lower" };
+  const DEFAULT_TARGETS = { mae: 3, r2: 0.65, accuracy: 0.8, precision: 0.8, recall: 0.8, f1: 0.8, latency: 150 };
+  const ORANGE = { mae: 5 / 3, rmse: 5 / 3, r2: 0.15, accuracy: 0.1, precision: 0.1, recall: 0.1, f1: 0.1, latency: 2 };
+  let BANDS = {};
 
   // Shared with the browser test: how each card formats its number.
   const pct = (v) => (v * 100).toFixed(1) + " %";
@@ -69,6 +64,27 @@
       models: base,
       drift: base + "/drift/latest",
     };
+  }
+
+  function bandsFor(targets) {
+    const out = {};
+    for (const [metric, figure] of Object.entries(FIGURE)) {
+      const own = targets && isNum(targets[figure]) ? targets[figure] : undefined;
+      const good = own !== undefined ? own : DEFAULT_TARGETS[metric];
+      if (!isNum(good)) { out[metric] = null; continue; }
+      const lower = BETTER[metric] === "lower";
+      out[metric] = { better: BETTER[metric], good, warn: lower ? good * ORANGE[metric] : good - ORANGE[metric] };
+    }
+    return out;
+  }
+
+  function targetText(metric) {
+    const b = BANDS[metric];
+    if (!b) return BETTER[metric] === "lower" ? "lower is better" : "higher is better";
+    const f = FORMAT[metric];
+    return b.better === "lower"
+      ? "target < " + f(b.good) + " · orange " + f(b.good) + "–" + f(b.warn)
+      : "target > " + f(b.good) + " · orange " + f(b.warn) + "–" + f(b.good);
   }
 
   let model = null; // the chosen model's name (null: the default routes)
@@ -135,7 +151,9 @@
   function renderCards(summary) {
     const m24 = (summary && summary.metrics_24h) || {};
     const m7 = (summary && summary.metrics_7d) || {};
+    BANDS = bandsFor(summary && summary.targets);
     for (const [metric, figure] of Object.entries(FIGURE)) {
+      $("card-" + metric).querySelector(".target").textContent = targetText(metric);
       const day = m24[figure];
       const week = m7[figure];
       const card = $("card-" + metric);

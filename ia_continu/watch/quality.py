@@ -32,6 +32,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     SerializerFunctionWrapHandler,
     model_serializer,
 )
@@ -41,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
-from ia_continu.families.tasks import TaskRules, when
+from ia_continu.families.tasks import COMMON_LIMITS, TaskRules, when
 from ia_continu.serve.flag import read_state
 from ia_continu.store.tables import PredictionLog, utcnow
 from ia_continu.watch.rollout_health import rollout_stats, verdict
@@ -178,6 +179,11 @@ class Summary(BaseModel):
     anomaly_threshold: float
     anomalies_count: int
     timestamp: str
+    targets: dict[str, float] = Field(
+        default_factory=dict,
+        description="the limit of each figure the performance alert judges, by figure name "
+        "(accuracy_rate, avg_prediction_time_ms, and the task's: mae/rmse/r2 or f1)",
+    )
 
 
 # --- the SQL ----------------------------------------------------------------------------------
@@ -513,4 +519,8 @@ def summary(session: Session, settings: Settings) -> Summary:
         anomaly_threshold=threshold,
         anomalies_count=int(day["anomalies"] or 0),
         timestamp=now.isoformat() + "Z",
+        targets={
+            limit.figure: float(getattr(settings, limit.setting))
+            for limit in (*COMMON_LIMITS, *rules.performance_limits)
+        },
     )

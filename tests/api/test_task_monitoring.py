@@ -73,6 +73,12 @@ def test_iris_window_has_macro_figures_equal_to_scikit_learn(client):
 
     summary = client.get("/models/iris/monitoring/summary").json()
     assert summary["metrics_24h"]["f1"] == m["f1"] and summary["metrics_24h"]["mae"] is None
+    # The limits its performance alert judges: iris.toml's min_accuracy, for accuracy and F1.
+    assert summary["targets"] == {
+        "accuracy_rate": 0.9,
+        "avg_prediction_time_ms": client.app.state.runtime.settings.latency_threshold_ms,
+        "f1": 0.9,
+    }
     (today,) = client.get("/models/iris/monitoring/daily", params={"days": 1}).json()
     assert today["f1"] == m["f1"] and today["r2"] is None
 
