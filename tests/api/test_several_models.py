@@ -4,7 +4,15 @@ champion, rollout and metrics; changing one leaves the others alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from ia_continu.catalog import reload_catalog
+from ia_continu.declared import DeclarationError
 from tests.conftest import ADMIN
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 BIKES = {"hour": 8, "weekday": 1, "weather": "rain", "counter": "station"}
@@ -118,6 +126,11 @@ def test_outcomes_change_only_their_model_metrics(client):
     for i in range(4):
         _predict(client, "iris", SETOSA, request_id=f"iris-{i}")
     _predict(client, "bike_traffic", BIKES, request_id="bikes-0")
+    # Predictions are logged in the background; posting outcomes writes the queue first, so
+    # after this (an id nobody has) every row above is in the database.
+    flush = {"actuals": [{"request_id": "nobody", "actual": 1.0}]}
+    r = client.post("/models/bike_traffic/actuals", json=flush, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["unknown_request_ids"] == ["nobody"], r.text
     before_bikes = client.get("/models/bike_traffic/monitoring/metrics").json()
     before_default = client.get("/api/ml-monitoring/metrics").json()
 
@@ -156,3 +169,42 @@ def test_an_unknown_model_is_a_404_listing_the_declared_names(client):
         assert r.json()["detail"] == (
             "no model named 'tulips'; declared: bike_traffic, classification, delay, iris"
         )
+
+
+def test_a_broken_declaration_among_good_ones_stops_the_start_naming_each_fault(
+    make_client, tmp_path
+):
+    """Every problem of the folder in one message (file and field), nothing served; once
+    fixed, the user's models are served beside the built-ins."""
+    churn = (ROOT / "examples" / "models" / "churn.toml").read_text()
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "churn.toml").write_text(churn)
+    typo = folder / "churn2.toml"
+    typo.write_text(churn.replace('"churn"', '"churn2"').replace('"integer"', '"int"', 1))
+    clash = folder / "flowers.toml"
+    clash.write_text(churn.replace('name = "churn"', 'name = "iris"'))
+    reload_catalog()
+    try:
+        with pytest.raises(DeclarationError) as caught:
+            make_client(models_dir=folder)
+        message = str(caught.value)
+        assert f"{typo}: features[0].type: 'int' is not one of" in message, message
+        assert f"{clash}: name: 'iris' is already declared by" in message, message
+        assert "churn.toml:" not in message.replace(str(typo), "")
+
+        typo.write_text(churn.replace('"churn"', '"churn2"'))
+        clash.unlink()
+        reload_catalog()
+        client = make_client(models_dir=folder)
+        names = [m["name"] for m in client.get("/models/declared").json()]
+        assert names == ["bike_traffic", "classification", "delay", "iris", "churn", "churn2"]
+        row = {"tenure_months": 3, "monthly_charges": 80.0, "contract": "monthly"}
+        row["support_calls"] = 1
+        r = client.post("/models/churn2/predict", json={"features": row})
+        assert r.status_code == 200, r.text
+        # No version yet: the fallback answers, with a declared label.
+        assert r.json()["decision"] == "fallback_no_model"
+        assert r.json()["prediction"] in ("stayed", "left")
+    finally:
+        reload_catalog()
