@@ -37,6 +37,7 @@ from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ia_continu.declared.features import FeatureEncoder
 from ia_continu.declared.schema import Declaration
 from ia_continu.errors import (
     DuplicateDataset,
@@ -107,6 +108,9 @@ def _import(
 ) -> ImportResult:
     declaration = _declaration(family)
     target = declaration.target.name
+    # The Python families check whole matrices ("hour must be an integer in 0..23"): their
+    # declaration's encoder, which holds the same rules, checks first and names the cells.
+    checker = None if _own_declaration(family) else FeatureEncoder(declaration)
     reader = HashingReader(handle)
     chunks = _CHUNKERS[fmt](reader, declaration, max(1, chunk_rows))
     now = utcnow()
@@ -129,6 +133,9 @@ def _import(
             _check_columns(frame, declaration)
             if frame.empty:  # a CSV with a header and no rows
                 continue
+            if checker is not None:
+                _at_rows(rows, frame, _checked(checker.frame, InvalidFeatures))
+                _at_rows(rows, frame[target], _checked(checker.target, InvalidActual))
             X = _at_rows(rows, frame, _checked(family.encode_frame, InvalidFeatures))
             y = _at_rows(rows, frame[target], _checked(family.target_codes, InvalidActual))
             # Core insert on the session's connection (same transaction): the ORM's bulk path
@@ -194,10 +201,15 @@ def _refuse_duplicate(session: Session, model: str, fingerprint: str) -> None:
         )
 
 
+def _own_declaration(family: ModelFamily) -> Declaration | None:
+    declared = getattr(family, "declaration", None)
+    return declared if isinstance(declared, Declaration) else None
+
+
 def _declaration(family: ModelFamily) -> Declaration:
     """The declaration describing ``family``: its own, or the built-in one of a Python family."""
-    declared = getattr(family, "declaration", None)
-    if isinstance(declared, Declaration):
+    declared = _own_declaration(family)
+    if declared is not None:
         return declared
     from ia_continu.catalog import catalog
 

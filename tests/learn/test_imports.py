@@ -112,18 +112,31 @@ def test_a_bad_target_is_an_invalid_actual_naming_its_row(engine):
     assert stored(engine) == (0, 0)
 
 
-def test_python_family_rows_are_located_too(engine):
-    # The built-in Python families check whole matrices; the import still finds the row.
-    family = get_family("classification")
-    rng = np.random.default_rng(1)
-    X, y = family.sample(300, rng=rng)
+@pytest.mark.parametrize(
+    ("name", "target", "column", "bad", "message"),
+    [
+        ("classification", "target", "feature2", 1e9, "feature2: 1e+09 is above the maximum"),
+        ("delay", "delay_minutes", "hour", 25, "hour: 25 is above the maximum 23"),
+    ],
+)
+def test_python_family_problems_name_the_cell_too(engine, name, target, column, bad, message):
+    # The built-in Python families check whole matrices; their declaration names the cell.
+    family = get_family(name)
+    X, y = family.sample(300, rng=np.random.default_rng(1))
     frame = pd.DataFrame(X, columns=list(family.feature_names)).astype(object)
-    frame["target"] = y.astype(int)
-    frame.loc[250, family.feature_names[1]] = 1e9  # beyond the family's ±1e6
-    with pytest.raises(InvalidFeatures, match=r"^row 251: features must be within"):
+    frame[target] = y
+    good = frame.loc[250, column]
+    frame.loc[250, column] = bad
+    with pytest.raises(InvalidFeatures) as caught:
         import_dataset(engine, family, io.BytesIO(csv_bytes(frame)), fmt="csv", chunk_rows=100)
-    frame.loc[250, family.feature_names[1]] = 0.5
-    assert import_dataset(engine, family, io.BytesIO(csv_bytes(frame)), fmt="csv").rows == 300
+    assert str(caught.value).startswith(f"row 251: {message}")
+    assert stored(engine) == (0, 0)
+    frame.loc[250, column] = good
+    result = import_dataset(engine, family, io.BytesIO(csv_bytes(frame)), fmt="csv")
+    with Session(engine) as s:
+        loaded = load_dataset(s, family, result.generation_id)
+    np.testing.assert_allclose(loaded.X, X, atol=1e-6)
+    np.testing.assert_allclose(loaded.y, y, atol=1e-6)
 
 
 def test_parquet_and_json_lines_and_json_array(engine):
