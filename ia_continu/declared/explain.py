@@ -45,10 +45,16 @@ def compile_explainer(pipeline: Any, names: Sequence[str], top: int = TOP) -> Ex
     blocks = _blocks(preprocess)
     if blocks is None:
         return None
-    if hasattr(model, "coef_"):
-        return _linear(model, blocks, list(names), top)
+    # Checked here, once: a factor that failed at answer time would fail the answer.
+    width = sum(sum(b.widths()) for b in blocks)
+    if any(c >= len(names) for b in blocks for c in b.columns):
+        return None
+    coef = getattr(model, "coef_", None)
+    if coef is not None:
+        coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        return _linear(model, coef, blocks, list(names), top) if coef.shape[1] == width else None
     importances = getattr(model, "feature_importances_", None)
-    if importances is not None:
+    if importances is not None and len(importances) == width:
         return _global(np.asarray(importances, dtype=np.float64), blocks, list(names), top)
     return None
 
@@ -113,8 +119,9 @@ def _top(names: np.ndarray, contributions: np.ndarray, k: int) -> list[dict[str,
     ]
 
 
-def _linear(model: Any, blocks: list[_Block], names: list[str], top: int) -> Explainer:
-    coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+def _linear(
+    model: Any, coef: np.ndarray, blocks: list[_Block], names: list[str], top: int
+) -> Explainer:
     classes = getattr(model, "classes_", None)
     per_class = coef.shape[0] > 1 and classes is not None and len(classes) == coef.shape[0]
     fitted = np.asarray(classes, dtype=np.float64) if per_class else None
