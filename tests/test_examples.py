@@ -114,3 +114,27 @@ def test_bring_your_own_model_walkthrough(example_client):
     r = client.post("/models/churn/predict", json={"features": wrong})
     assert r.status_code == 422, r.text
     assert "contract: 'weekly' is not one of 'monthly', 'one_year', 'two_year'" in r.text
+
+
+def test_the_walkthrough_with_the_command_line_on_a_live_server(tmp_path):
+    """The same steps as a user runs them: a real server started with the example's
+    folder, the CLI's ``dataset import`` and ``models list --model``, curl's requests."""
+    import httpx
+
+    from tests.cli.conftest import live_api, run_cli
+
+    key = "examples-live-key-0123456789"
+    folder = str(EXAMPLES / "models")
+    with live_api(tmp_path, key, IA_CONTINU_MODELS_DIR=folder) as (env, url):
+        r = run_cli(env, "dataset", "import", "examples/data/churn.csv", "--model", "churn")
+        assert r.returncode == 0, r.stderr
+        assert "3000" in r.stdout.replace(",", ""), r.stdout
+        admin = {"X-API-Key": key}
+        r = httpx.post(f"{url}/models/churn/retrain", headers=admin, timeout=120)
+        assert r.status_code == 200 and r.json()["promoted"] is True, r.text
+        r = httpx.post(f"{url}/models/churn/predict", json={"features": LEAVING})
+        assert r.status_code == 200 and r.json()["prediction"] == "left", r.text
+        r = run_cli(env, "models", "list", "--model", "churn")
+        assert r.returncode == 0, r.stderr
+        assert "Registry of churn" in r.stdout and "champion          : 1" in r.stdout
+        assert any(line.startswith("  churn ") for line in r.stdout.splitlines()), r.stdout
