@@ -1,9 +1,9 @@
 """``POST /datasets``: a labelled file (CSV, Parquet, JSON) into the model's datasets.
 
-The body is the file itself. It is streamed to a temporary file as it arrives (never held in
-memory; ``api.guards.BodySizeLimit`` holds it to ``IA_CONTINU_MAX_DATASET_BYTES``), then
-read in chunks by ``ia_continu.learn.imports`` in a worker thread, so the event loop keeps
-answering while a large file is checked and stored.
+The body is the file itself. It is streamed as it arrives to a temporary file under
+``<data_dir>/uploads`` (never held in memory; ``api.guards.BodySizeLimit`` holds it to
+``IA_CONTINU_MAX_DATASET_BYTES``), then read in chunks by ``ia_continu.learn.imports`` in a
+worker thread, so the event loop keeps answering while a large file is checked and stored.
 """
 
 from __future__ import annotations
@@ -77,7 +77,11 @@ async def import_file(
     """Import the body (a CSV, Parquet or JSON/JSON Lines file) as one dataset, all rows or
     none: a bad cell answers 422 naming its row and column, and nothing is stored."""
     fmt = media_format(request.headers.get("content-type"))
-    with tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as spool:
+    # Under the data folder rather than /tmp: a container's /tmp is often a small tmpfs, and
+    # an upload may be gigabytes.
+    uploads = runtime.settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    with tempfile.SpooledTemporaryFile(_SPOOL_BYTES, dir=str(uploads)) as spool:
         # Local writes of at most a network chunk: quick enough not to leave the loop for.
         async for chunk in request.stream():
             spool.write(chunk)

@@ -52,6 +52,16 @@ def test_imported_csv_trains_the_model(client):
     assert r.status_code == 200, r.text
 
 
+def test_a_body_beyond_a_mib_is_spooled_under_data_dir_and_leaves_nothing(client):
+    body = csv_bytes(bike_frame(40_000, seed=5))
+    assert len(body) > 1024 * 1024  # past the in-memory spool: written under data_dir
+    r = client.post("/models/bike_traffic/datasets", content=body, headers=CSV)
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == 40_000
+    uploads = client.app.state.runtime.settings.data_dir / "uploads"
+    assert uploads.is_dir() and list(uploads.iterdir()) == []
+
+
 def test_a_bad_cell_is_a_422_naming_row_and_column_and_nothing_is_stored(client):
     frame = bike_frame(10).astype({"weather": object})
     frame.loc[2, "weather"] = "hail"
