@@ -9,7 +9,7 @@ worker thread, so the event loop keeps answering while a large file is checked a
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -116,7 +116,8 @@ def list_datasets(
             source=d.source or "simulator",  # rows from before sources were recorded
             source_name=d.source_name,
             rows=d.samples_count,
-            created_at=d.created_at,
+            # Stored naive UTC (both backends): sent with its zone, as RFC 3339 wants.
+            created_at=d.created_at.replace(tzinfo=UTC),
         )
         for d in rows
     ]
