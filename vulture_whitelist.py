@@ -156,3 +156,5 @@ import_file  # unused function (api/routes/datasets.py, ia_continu/cli/dataset.p
 list_datasets  # unused function (api/routes/datasets.py: route)
 _.readinto  # unused method (ia_continu/learn/imports.py: io.RawIOBase calls it from read)
 targets  # unused variable (ia_continu/watch/quality.py: a field of the Summary answer)
+onnx  # unused variable (api/schemas.py: a field of GET /models/{model}'s answer)
+reload_catalog  # unused function (ia_continu/catalog.py: tests and tools that rewrite declarations)

@@ -83,10 +83,6 @@ class DeclaredFamily(ModelFamily):
             return multiclass_rules(len(self.declaration.classes))
         return rules_for(self.task)
 
-    @property
-    def has_simulator(self) -> bool:
-        return self.declaration.simulator is not None or self.declaration.dataset is not None
-
     # --- data ------------------------------------------------------------------------
     def sample(
         self, n: int, *, rng: np.random.Generator, drift: float = 0.0

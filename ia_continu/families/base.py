@@ -87,11 +87,6 @@ class ModelFamily(ABC):
         if not np.isfinite(X).all():
             raise InvalidFeatures("features must be finite numbers (no NaN or infinity)")
 
-    @property
-    def has_simulator(self) -> bool:
-        """Can ``sample`` draw data (``POST /generate``)? Imported data works either way."""
-        return True
-
     def encode_frame(self, frame: Any) -> np.ndarray:
         """A dataset frame (one column per feature, by name) as the validated matrix."""
         missing = [n for n in self.feature_names if n not in frame.columns]
