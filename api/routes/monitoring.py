@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import FamilyDep, SessionDep, SettingsDep
+from ia_continu.vocab import Task
 from ia_continu.watch import quality
 
 # Mounted at /api/ml-monitoring (the default model) and /models/{model}/monitoring.
@@ -35,7 +36,12 @@ def daily(
 def predictions(
     family: FamilyDep, session: SessionDep, limit: Rows = 100
 ) -> list[quality.PredictionRecord]:
-    return quality.recent_predictions(session, family.name, limit)
+    records = quality.recent_predictions(session, family.name, limit)
+    if family.task != Task.regression:  # class indices are stored; people read labels
+        for r in records:
+            r.prediction_label = family.label(r.prediction)
+            r.actual_label = None if r.actual is None else family.label(r.actual)
+    return records
 
 
 @router.get("/anomalies")

@@ -143,6 +143,9 @@ class PredictionRecord(BaseModel):
     actual: float | None
     error: float | None
     is_accurate: bool | None
+    # Classifiers: the stored class index as the API answers it ("versicolor" for 1.0).
+    prediction_label: int | str | None = None
+    actual_label: int | str | None = None
     created_at: StoredTime
     actual_at: StoredTime | None
 

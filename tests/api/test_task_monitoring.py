@@ -70,6 +70,11 @@ def test_iris_window_has_macro_figures_equal_to_scikit_learn(client):
 
     logged = client.get("/models/iris/monitoring/predictions", params={"limit": 5}).json()
     assert all(set(p["contributing_factors"]) <= set(FEATURES) for p in logged)
+    # Stored as class indices, listed with their labels too (newest first: the last posted).
+    by_id = {f"iris-{n}": (p, a) for n, (p, a) in enumerate(zip(predicted, actual, strict=True))}
+    for p in logged:
+        assert (p["prediction_label"], p["actual_label"]) == by_id[p["request_id"]]
+        assert species[int(p["prediction"])] == p["prediction_label"]
 
     summary = client.get("/models/iris/monitoring/summary").json()
     assert summary["metrics_24h"]["f1"] == m["f1"] and summary["metrics_24h"]["mae"] is None
