@@ -186,13 +186,7 @@ class Runtime:
         engine = make_engine(settings.database_url, connect_retries=5)
         if settings.migrate_on_start:
             migrate.upgrade(engine)
-        writer = PredictionLogWriter(
-            engine,
-            batch_size=settings.log_batch_size,
-            flush_interval=settings.log_flush_interval_ms / 1000,
-            max_pending=settings.log_max_pending,
-            spool_dir=settings.data_dir / "spool",
-        )
+        writer = PredictionLogWriter.from_settings(engine, settings)
         writer.start()
         default = ModelService.start(default_settings, engine, writer, default=True)
         metrics.bind_runtime(default.holder, writer, default_settings)

@@ -162,13 +162,7 @@ def score(
     if holder.load_error:  # the API would answer with the fallback; a batch job says so
         raise RuntimeError(holder.load_error)
     family = holder.family
-    writer = PredictionLogWriter(
-        engine,
-        batch_size=settings.log_batch_size,
-        flush_interval=settings.log_flush_interval_ms / 1000,
-        max_pending=settings.log_max_pending,
-        spool_dir=settings.data_dir / "spool",
-    )
+    writer = PredictionLogWriter.from_settings(engine, settings)
     predictor = Predictor(settings, holder, RolloutCache(engine, settings), writer)
     summary = BatchSummary(settings.family, output=str(output))
     served: Counter[str] = Counter()

@@ -46,13 +46,16 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
 from ia_continu.log.rows import COLUMNS, FIRST_TIMESTAMP, LogRow, RowSource
 from ia_continu.store.tables import PredictionLog
+
+if TYPE_CHECKING:
+    from ia_continu.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,17 @@ def describe(exc: BaseException) -> str:
 
 
 class PredictionLogWriter:
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> PredictionLogWriter:
+        """The writer as configured: batch size, flush interval, queue bound, spool folder."""
+        return cls(
+            engine,
+            batch_size=settings.log_batch_size,
+            flush_interval=settings.log_flush_interval_ms / 1000,
+            max_pending=settings.log_max_pending,
+            spool_dir=settings.data_dir / "spool",
+        )
+
     def __init__(
         self,
         engine: Engine,

@@ -3,6 +3,8 @@ and answers exactly what the registered scikit-learn pipeline answers, on all 15
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from sklearn.datasets import load_iris
 
@@ -49,3 +51,33 @@ def test_iris_served_through_onnx_answers_like_scikit_learn(client, settings):
     # And the model learnt the flowers: the bundled labels, nearly all right.
     accuracy = float(np.mean(np.array(served["predictions"]) == CLASSES[bunch.target]))
     assert accuracy >= 0.95
+
+
+def test_the_run_keeps_the_declaration_and_the_checked_onnx_model(client, settings, tmp_path):
+    import onnxruntime as ort
+
+    from ia_continu.catalog import catalog
+    from ia_continu.declared.schema import Declaration
+    from ia_continu.learn.tracking import mlflow_client
+
+    r = client.post("/models/iris/generate", json={"samples": 300, "seed": 4}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    run_id = client.post("/models/iris/retrain", headers=ADMIN).json()["run_id"]
+    mlflow = mlflow_client(model_settings(settings, "iris"))
+    logged = {f.path for f in mlflow.list_artifacts(run_id)} | {
+        f.path for f in mlflow.list_artifacts(run_id, "onnx")
+    }
+    assert {"declaration.json", "onnx/model.onnx", "onnx/check.json"} <= logged
+
+    # The declaration as it was: it parses back into the very declaration that trained it.
+    path = mlflow.download_artifacts(run_id, "declaration.json", str(tmp_path))
+    stored = Declaration.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    assert stored.model_dump() == catalog().declaration("iris").model_dump()
+
+    # The ONNX file answers like the registered pipeline.
+    onnx_path = mlflow.download_artifacts(run_id, "onnx/model.onnx", str(tmp_path))
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    X = np.asarray(load_iris().data, dtype=np.float64)
+    labels = session.run(None, {"X": X})[0]
+    pipeline = registry.load_pipeline(model_settings(settings, "iris"), "1")
+    np.testing.assert_array_equal(np.asarray(labels).astype(int), pipeline.predict(X))
