@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import data, serving
+from bench import data, floors, serving
 from bench.env import BenchEnv
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -161,6 +161,11 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         servers["mlflow_serve"] = serving.start_mlflow(
             env.server_env(settings), model_uri, log_dir=logs, name=f"mlflow-{family}"
         )
+        if not args.skip_floors:
+            print(f"== {g}: starting the floors: raw ASGI, FastAPI", flush=True)
+            servers.update(
+                floors.start_floors(env.server_env(settings), log_dir=logs, suffix=family)
+            )
         targets = {
             name: (srv.url + "/invocations", {"inputs": [row]})
             if name == "mlflow_serve"
@@ -210,6 +215,9 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         "app_nolog_asyncio": "app, log OFF, asyncio (baseline)",
         "mlflow_serve": "mlflow models serve (baseline)",
     }
+    if not args.skip_floors:
+        labels["floor_raw_asgi"] = "floor: raw ASGI, json.loads, constant answer"
+        labels["floor_fastapi"] = "floor: FastAPI + pydantic request, constant answer"
     for key, label in labels.items():
         r = runs[key]
         bad = r["non_2xx"] + r["socket_errors"]
@@ -231,6 +239,8 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
     report.add(
         g, "ratio app log on / log off, req/s", ratio, "x", target=">= 0.80", met=ratio >= 0.8
     )
+    if not args.skip_floors:
+        report_floors(report, f"floors/{family}", runs)
     for key, loop in (
         ("app_log_asyncio", "asyncio"),
         ("app_log_uvloop", "uvloop"),
@@ -284,6 +294,38 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         met=app_rss < 400,
         note=f"mlflow serve: {ml_rss:.0f} MB",
     )
+
+
+def report_floors(report: Report, group: str, runs: dict[str, dict]) -> None:
+    """/predict one row, logging + rollout + metrics on: ia-continu against the framework's
+    floors and MLflow serve, all from the same interleaved rounds."""
+    app = runs["app_log_asyncio"]
+    for key, label in (
+        ("floor_raw_asgi", "raw ASGI"),
+        ("floor_fastapi", "FastAPI floor"),
+        ("app_log_asyncio", "ia-continu"),
+        ("mlflow_serve", "mlflow serve"),
+    ):
+        r = runs[key]
+        report.add(group, f"{label}: req/s", r["rps"], "req/s", note=f"p99 {r['p99_ms']:.1f} ms")
+    for key, label, target in (
+        ("floor_fastapi", "FastAPI floor", 0.75),
+        ("mlflow_serve", "mlflow serve", 5.0),
+    ):
+        ratio = app["rps"] / runs[key]["rps"]
+        per_round = ", ".join(
+            f"{a['rps'] / b['rps']:.2f}"
+            for a, b in zip(app["rounds"], runs[key]["rounds"], strict=True)
+        )
+        report.add(
+            group,
+            f"ratio ia-continu / {label}, req/s",
+            ratio,
+            "x",
+            target=f">= {target:g}x",
+            met=ratio >= target,
+            note=f"medians; per round {per_round}",
+        )
 
 
 # --- 3, 4: database-side figures -----------------------------------------------------------
@@ -383,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per server")
     parser.add_argument("--rows", type=int, default=1_000_000, help="logged predictions")
     parser.add_argument("--skip-serving", action="store_true")
+    parser.add_argument(
+        "--skip-floors",
+        action="store_true",
+        help="leave out the raw ASGI and FastAPI floor servers (bench/floors.py)",
+    )
     parser.add_argument("--skip-database", action="store_true")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
