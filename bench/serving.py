@@ -35,7 +35,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _taskset(core: str) -> list[str]:
+def taskset(core: str) -> list[str]:
     return ["taskset", "-c", core] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
 
 
@@ -104,7 +104,7 @@ def _start(
     log_path = log_dir / f"{name}.log"
     fh = open(log_path, "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        _taskset(SERVER_CORE) + cmd,
+        taskset(SERVER_CORE) + cmd,
         env=env,
         cwd=ROOT,
         stdout=fh,
@@ -199,7 +199,7 @@ def wrk(url: str, body: dict, *, seconds: int, connections: int = 64) -> dict:
         script = fh.name
     try:
         options = ["-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
-        cmd = [*_taskset(LOAD_CORE), "wrk", *options, "-s", script, url]
+        cmd = [*taskset(LOAD_CORE), "wrk", *options, "-s", script, url]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     finally:
         os.unlink(script)
