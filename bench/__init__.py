@@ -1,1 +1,1 @@
-"""Benchmarks of issue 6 (not part of the test suite): python -m bench.run."""
+"""Benchmarks (not part of the test suite): python -m bench.run."""

@@ -1,4 +1,4 @@
-"""The benchmark suite of issue 6: ``.venv/bin/python -m bench.run`` prints every figure next to
+"""The benchmark suite: ``.venv/bin/python -m bench.run`` prints every figure next to
 its target, with ratios against baselines measured in the same run, and writes a JSON copy to
 ``bench/results/``.
 
