@@ -158,3 +158,5 @@ _.readinto  # unused method (ia_continu/learn/imports.py: io.RawIOBase calls it 
 targets  # unused variable (ia_continu/watch/quality.py: a field of the Summary answer)
 onnx  # unused variable (api/schemas.py: a field of GET /models/{model}'s answer)
 reload_catalog  # unused function (ia_continu/catalog.py: tests and tools that rewrite declarations)
+prediction_label  # unused variable (ia_continu/watch/quality.py: a field of PredictionRecord)
+actual_label  # unused variable (ia_continu/watch/quality.py: a field of PredictionRecord)
