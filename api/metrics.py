@@ -94,12 +94,31 @@ def observer(model: str) -> Callable[[np.ndarray, float, str | None], None]:
     return lambda decisions, seconds, version: _observe(model, decisions, seconds)
 
 
-def _observe(family: str, decisions: np.ndarray, seconds: float) -> None:
-    values, counts = np.unique(decisions.astype(str), return_counts=True)
-    for decision, count in zip(values.tolist(), counts.tolist(), strict=True):
+# Labelled children by their labels: ``labels()`` validates and looks its arguments up on
+# every call, a cost paid per request on /predict's path (py-spy, bench/profile_predict.py).
+_counters: dict[tuple[str, str], Any] = {}
+_latencies: dict[str, Any] = {}
+
+
+def _counter(family: str, decision: str) -> Any:
+    child = _counters.get((family, decision))
+    if child is None:
         served_by = ServedBy.ml if decision == Decision.ml else ServedBy.fallback
-        predictions_total.labels(family, served_by, decision).inc(count)
-    prediction_latency.labels(family).observe(seconds)
+        child = _counters[family, decision] = predictions_total.labels(family, served_by, decision)
+    return child
+
+
+def _observe(family: str, decisions: np.ndarray, seconds: float) -> None:
+    if len(decisions) == 1:  # one row (/predict): no np.unique over a one-element array
+        _counter(family, str(decisions[0])).inc()
+    else:
+        values, counts = np.unique(decisions.astype(str), return_counts=True)
+        for decision, count in zip(values.tolist(), counts.tolist(), strict=True):
+            _counter(family, decision).inc(count)
+    latency = _latencies.get(family)
+    if latency is None:
+        latency = _latencies[family] = prediction_latency.labels(family)
+    latency.observe(seconds)
 
 
 def refresh_gauges(rollout_state: RolloutState | None = None) -> None:
