@@ -13,9 +13,8 @@ from sqlalchemy import Engine
 
 from api import metrics, metrics_db
 from api.ratelimit import RateLimiter
-from ia_continu.catalog import catalog, model_settings
+from ia_continu.catalog import Catalog, catalog, model_settings
 from ia_continu.config import Settings
-from ia_continu.declared import Declaration
 from ia_continu.families import ModelFamily
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.redact import protect, redact
@@ -115,7 +114,7 @@ class Runtime:
     writer: PredictionLogWriter
     limiter: RateLimiter
     # Declared models (built-ins plus IA_CONTINU_MODELS_DIR), checked at start.
-    declared: DeclaredModels
+    declared: Catalog
     default: ModelService
     started_at: float = field(default_factory=time.time)
     _services: dict[str, ModelService] = field(default_factory=dict)
@@ -181,7 +180,7 @@ class Runtime:
         # Before anything opens or starts: a malformed declaration stops the start with the
         # loader's message (every file and field at fault), nothing to clean up; so does a
         # default model that no declaration gives.
-        declared = DeclaredModels.load(settings)
+        declared = catalog(settings)  # checks only (schema, imports, parameters)
         default_settings = model_settings(settings)
         engine = make_engine(settings.database_url, connect_retries=5)
         if settings.migrate_on_start:
@@ -201,21 +200,6 @@ class Runtime:
             service.stop()
         self.writer.stop()
         self.engine.dispose()
-
-
-@dataclass(frozen=True)
-class DeclaredModels:
-    """The model declarations this process read at start, by name, and which are built in."""
-
-    models: dict[str, Declaration]
-    builtin: frozenset[str]
-
-    @classmethod
-    def load(cls, settings: Settings) -> DeclaredModels:
-        """Built-ins plus ``settings.models_dir``; raise DeclarationError naming each file and
-        field at fault. Checks only (schema, imports, parameters): nothing is fitted."""
-        loaded = catalog(settings)
-        return cls(loaded.declarations, loaded.builtin)
 
 
 def _alerter(settings: Settings) -> Callable[[Alert], None]:

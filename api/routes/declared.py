@@ -1,8 +1,8 @@
 """``GET /models/declared``: the model declarations this process read and checked at start.
 
-A preview of "bring your own model": the built-in declarations plus the ``*.toml`` files of
-``IA_CONTINU_MODELS_DIR``. Only the service's own family is served (``served``); the others
-are listed, not served, trained or monitored yet.
+The built-in declarations plus the ``*.toml`` files of ``IA_CONTINU_MODELS_DIR``: every one
+is served under ``/models/{name}/...``; ``served`` marks the default model, the one the first
+API's paths (``/predict``, ``/retrain``...) answer for.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ class DeclaredModelPublic(BaseModel):
     description: str
     source: str = Field(description="the declaration file")
     builtin: bool = Field(description="shipped with ia-continu (not from IA_CONTINU_MODELS_DIR)")
-    served: bool = Field(description="the model this service serves (IA_CONTINU_FAMILY)")
+    served: bool = Field(
+        description="the default model (IA_CONTINU_FAMILY): /predict, /retrain... without a name"
+    )
     task: TaskName
     features: list[DeclaredFeature] = Field(description="in declared order")
     target: DeclaredTarget
@@ -154,12 +156,8 @@ def public(declaration: Declaration, *, builtin: bool, served: bool) -> Declared
 @router.get("/declared", response_model=list[DeclaredModelPublic])
 def list_declared(runtime: RuntimeDep) -> list[DeclaredModelPublic]:
     """Built-ins first, then the user folder's files by file name."""
-    declared = runtime.declared
-    # Only a built-in is served: the service's family is one of the built-in declarations.
-    served = runtime.settings.family
+    declared, default = runtime.declared, runtime.settings.family
     return [
-        public(
-            d, builtin=name in declared.builtin, served=name == served and name in declared.builtin
-        )
-        for name, d in declared.models.items()
+        public(d, builtin=name in declared.builtin, served=name == default)
+        for name, d in declared.declarations.items()
     ]
