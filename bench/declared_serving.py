@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import os
 import shutil
 import sys
 import time
-from datetime import UTC, datetime
 
 import httpx
 import numpy as np
 
 from bench import serving
 from bench.env import BenchEnv
-from bench.run import RESULTS_DIR, Report, machine
+from bench.run import Report, machine, write_results
 
 MODEL = "bike_traffic"
 ROW = {"hour": 8, "weekday": 1, "weather": "rain", "counter": "station"}
@@ -163,26 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n" + report.table())
     print("Shared machine: absolute figures are noisy; the same-run ratio is what counts.")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"declared-serving-{stamp}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "timestamp": stamp,
-                "machine": info,
-                "args": vars(args),
-                "model_uri": model_uri,
-                "serving_engine": engine,
-                "figures": report.figures,
-                "runs": runs,
-                "rss_mb": rss,
-            },
-            indent=2,
-            default=str,
-        )
+    write_results(
+        "declared-serving",
+        {
+            "machine": info,
+            "args": vars(args),
+            "model_uri": model_uri,
+            "serving_engine": engine,
+            "figures": report.figures,
+            "runs": runs,
+            "rss_mb": rss,
+        },
     )
-    print(f"results written to {path}")
     return 0
 
 

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import os
 import shutil
 import statistics
 import sys
-from datetime import UTC, datetime
 
 import httpx
 
 from bench import data, serving
 from bench.env import BenchEnv
-from bench.run import RESULTS_DIR, Report, machine
+from bench.run import Report, machine, write_results
 
 VARIANTS = {
     "handwritten": "(a) as shipped: HttpMetricsMiddleware",
@@ -143,25 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + report.table())
     for name, line in checks.items():
         print(f"/metrics, {name}: {line}")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"middleware-{stamp}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "timestamp": stamp,
-                "machine": info,
-                "args": vars(args),
-                "instrumentator": version,
-                "figures": report.figures,
-                "runs": runs,
-                "metrics_check": checks,
-            },
-            indent=2,
-            default=str,
-        )
+    write_results(
+        "middleware",
+        {
+            "machine": info,
+            "args": vars(args),
+            "instrumentator": version,
+            "figures": report.figures,
+            "runs": runs,
+            "metrics_check": checks,
+        },
     )
-    print(f"results written to {path}")
     return 0
 
 

@@ -71,6 +71,16 @@ class Report:
         return "\n".join(lines)
 
 
+def write_results(kind: str, payload: dict[str, Any]) -> Path:
+    """``payload`` (plus a timestamp) as ``bench/results/<kind>-<UTC stamp>.json``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{kind}-{stamp}.json"
+    path.write_text(json.dumps({"timestamp": stamp, **payload}, indent=2, default=str))
+    print(f"results written to {path}")
+    return path
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -487,24 +497,17 @@ def main(argv: list[str] | None = None) -> int:
     missed = [f for f in judged if not f["met"]]
     print(f"\n{len(judged) - len(missed)}/{len(judged)} targets met; total {total:.0f} s")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"bench-{stamp}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "timestamp": stamp,
-                "machine": info,
-                "args": vars(args),
-                "total_s": total,
-                "figures": report.figures,
-                "runs": report.runs,
-                "failed": failed,
-            },
-            indent=2,
-            default=str,
-        )
+    write_results(
+        "bench",
+        {
+            "machine": info,
+            "args": vars(args),
+            "total_s": total,
+            "figures": report.figures,
+            "runs": report.runs,
+            "failed": failed,
+        },
     )
-    print(f"results written to {path}")
     for line in failed:
         print("FAILED", line, file=sys.stderr)
     return 1 if failed else 0
