@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -216,3 +217,50 @@ class SyntheticOutcome(Base):
     actual: Mapped[float] = mapped_column(Float)
     available_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class EstimatorRecord(Base):
+    """A version's performance estimator, fitted on its holdout at training (migration 0005):
+    CBPE's isotonic map (JSON in ``params``) or DLE's error model (skops bytes in ``model``).
+    See ``ia_continu.learn.estimators``."""
+
+    __tablename__ = "performance_estimators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(50))
+    method: Mapped[str] = mapped_column(String(8))  # "cbpe" or "dle"
+    metric: Mapped[str] = mapped_column(String(32))  # what it estimates: "accuracy", "mae"
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    holdout: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    model: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("family", "version", name="uq_performance_estimators_family_version"),
+    )
+
+
+class EstimateRecord(Base):
+    """One window's estimated and realised metric for one version, as the performance
+    monitor computed it (migration 0005): the history of estimates and of their errors."""
+
+    __tablename__ = "performance_estimates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(50))
+    method: Mapped[str] = mapped_column(String(8))
+    metric: Mapped[str] = mapped_column(String(32))
+    window_start: Mapped[datetime] = mapped_column(Timestamp)
+    window_end: Mapped[datetime] = mapped_column(Timestamp)
+    rows: Mapped[int] = mapped_column(Integer)
+    pending_rows: Mapped[int] = mapped_column(Integer)
+    labelled_rows: Mapped[int] = mapped_column(Integer)
+    estimated: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimated_pending: Mapped[float | None] = mapped_column(Float, nullable=True)
+    realised: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimation_error: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (Index("ix_performance_estimates_family_created", "family", "created_at"),)
