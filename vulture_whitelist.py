@@ -160,3 +160,5 @@ onnx  # unused variable (api/schemas.py: a field of GET /models/{model}'s answer
 reload_catalog  # unused function (ia_continu/catalog.py: tests and tools that rewrite declarations)
 prediction_label  # unused variable (ia_continu/watch/quality.py: a field of PredictionRecord)
 actual_label  # unused variable (ia_continu/watch/quality.py: a field of PredictionRecord)
+window_start  # unused variable (ia_continu/store/tables.py: a column of performance_estimates)
+window_end  # unused variable (ia_continu/store/tables.py: a column of performance_estimates)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import FamilyDep, SessionDep, SettingsDep
 from ia_continu.vocab import Task
-from ia_continu.watch import quality
+from ia_continu.watch import estimates, quality
 
 # Mounted at /api/ml-monitoring (the default model) and /models/{model}/monitoring.
 router = APIRouter(tags=["monitoring"])
@@ -69,3 +69,13 @@ def anomalies(
 @router.get("/summary")
 def summary(settings: SettingsDep, session: SessionDep) -> quality.Summary:
     return quality.summary(session, settings)
+
+
+@router.get("/estimates")
+def performance_estimates(
+    settings: SettingsDep, session: SessionDep, hours: Hours = 24
+) -> estimates.WindowEstimate:
+    """Estimated accuracy (CBPE) or MAE (DLE) of the rows the model answered in the last
+    ``hours``, per version, beside the realised metric and the estimation error once outcomes
+    are known (README: Estimates before outcomes)."""
+    return estimates.estimate_recent(session, settings, hours)

@@ -29,14 +29,15 @@ import json
 import logging
 import zipfile
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from ia_continu.families import ModelFamily
+from ia_continu.learn.tracking import TrackedRun
+from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import EstimatorRecord
 from ia_continu.vocab import Task
 
@@ -226,14 +227,9 @@ def fit_estimator(
 # --- stored form ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
-    family: str
-    version: str
-    record_id: int
-
-
-_cache: dict[_Key, PerformanceEstimator] = {}
+# (model, version, record id) -> the loaded estimator: a stored record never changes (a
+# replaced one has a new id), so loading its skops bytes once per process is enough.
+_cache: dict[tuple[str, str, int], PerformanceEstimator] = {}
 
 
 def save_estimator(session: Session, family: str, version: str, est: PerformanceEstimator) -> None:
@@ -266,7 +262,7 @@ def load_estimator(session: Session, family: str, version: str) -> PerformanceEs
     ).scalar_one_or_none()
     if found is None:
         return None
-    key = _Key(family, version, found)
+    key = (family, version, found)
     if key not in _cache:
         record = session.get(EstimatorRecord, found)
         if record is None:
@@ -303,3 +299,39 @@ def run_artifacts(est: PerformanceEstimator) -> dict[str, bytes]:
     if blob is not None:
         files["estimator/model.skops"] = blob
     return files
+
+
+# --- at training: never the reason a retrain fails -------------------------------------------
+
+
+def fit_or_none(
+    family: ModelFamily, pipeline: Any, X_hold: np.ndarray, y_hold: np.ndarray
+) -> PerformanceEstimator | None:
+    """``fit_estimator``, or None (with a warning) when it fails: a version without an
+    estimator is served all the same, its estimates then say "unavailable"."""
+    try:
+        return fit_estimator(family, pipeline, X_hold, y_hold)
+    except Exception as exc:
+        log.warning("no performance estimator for this %s version: %s", family.name, exc)
+        return None
+
+
+def keep(
+    engine: Engine, run: TrackedRun, family: str, version: str, est: PerformanceEstimator | None
+) -> bool:
+    """Store ``est`` as ``version``'s estimator, and log it with the training run; False
+    (with a warning) when it could not be stored."""
+    if est is None:
+        return False
+    try:
+        with session_scope(engine) as session:
+            save_estimator(session, family, version, est)
+    except Exception as exc:
+        log.warning("estimator of %s version %s not stored: %s", family, version, exc)
+        return False
+    try:  # the database keeps the estimator: the run's copy is for people
+        for path, content in run_artifacts(est).items():
+            run.log_bytes(content, path)
+    except Exception as exc:
+        log.warning("estimator of %s version %s not logged to MLflow: %s", family, version, exc)
+    return True

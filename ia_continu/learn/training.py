@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from ia_continu.config import Settings
 from ia_continu.errors import UnknownVersion, VersionNeedsFeature
 from ia_continu.families import ModelFamily, get_family
-from ia_continu.learn import registry
+from ia_continu.learn import estimators, registry
 from ia_continu.learn.datasets import load_dataset
 from ia_continu.learn.registry import DECLARATION_TAG
 from ia_continu.learn.tracking import tracked_run
@@ -223,6 +223,8 @@ def _retrain_locked(
     metrics = family.evaluate(y_hold, pred_hold)
     # Declared models convert to ONNX here, checked against scikit-learn on this holdout.
     family.after_fit(pipeline, y_hold, pred_hold, X_hold=X_hold, y_train=y_train)
+    # What the version's metric will be on live rows before their outcomes (CBPE, DLE).
+    estimator = estimators.fit_or_none(family, pipeline, X_hold, y_hold)
     # Evaluated now, outside the registry lock; re-evaluated under it only if it moved.
     champion_metrics = _champion_metrics(settings, family, champion, X_hold, y_hold)
 
@@ -254,6 +256,8 @@ def _retrain_locked(
             # feature engineering is our own code, installed with the package.
             skops_trusted_types=family.skops_trusted_types(pipeline) or None,
         )
+        # Stored before the gate: a version judged live has its estimator from its first row.
+        estimators.keep(engine, run, family.name, version, estimator)
         gate = _gate(
             settings,
             engine,
