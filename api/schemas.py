@@ -228,6 +228,11 @@ class PredictBatchPublic(BaseModel):
     served_by: list[ServedBy]
     decision: list[Decision]
     risk_level: list[str | None] | None = None
+    model_versions: list[str] | None = Field(
+        None,
+        description="each row's answering version (or 'fallback'), sent only when a canary "
+        "challenger answered some rows: model_version is then the champion's",
+    )
 
 
 class RetrainRequest(BaseModel):

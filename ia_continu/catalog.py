@@ -94,7 +94,8 @@ def reload_catalog() -> None:
 
 def model_settings(settings: Settings, name: str | None = None) -> Settings:
     """``settings`` for model ``name`` (default: ``settings.family``): ``family`` is the
-    name, and a declared model's monitoring and gate values replace the global knobs.
+    name, and a declared model's monitoring, gate and challenger values replace the global
+    knobs.
 
     The built-in families keep the global knobs: they are tuned by them today.
     """
@@ -105,15 +106,34 @@ def model_settings(settings: Settings, name: str | None = None) -> Settings:
     if name not in CODE_FAMILIES:
         d = catalog(settings).declaration(name)
         m = d.monitoring
-        knobs = {
+        knobs: dict[str, Any] = {
             "accuracy_threshold": m.min_accuracy,
             "mae_threshold": m.max_mae,
             "rmse_threshold": m.max_rmse,
             "r2_threshold": m.min_r2,
             "anomaly_threshold": m.anomaly_error,
             "drift_share": m.drift_share,
+            "degradation_windows": m.degradation_windows,
+            "degradation_window_hours": m.degradation_window_hours,
             "promotion_margin": d.gate.margin,
             "holdout_fraction": d.gate.holdout_fraction,
+        }
+        c = d.challenger
+        knobs |= {
+            "challenger_policy": c.policy,
+            "canary_steps": None if c.steps is None else tuple(c.steps),
+            "challenger_shadow_rate": c.shadow_rate,
+            "challenger_min_labelled": c.min_labelled,
+            "challenger_alpha": c.alpha,
+            "challenger_min_step_minutes": c.min_step_minutes,
+            "challenger_max_hours": c.max_hours,
+            "challenger_max_error_rate": c.max_error_rate,
+            "challenger_max_latency_ratio": c.max_latency_ratio,
+            "challenger_max_fallback_share": c.max_fallback_share,
+            "challenger_approval": c.approval,
+            "challenger_approval_timeout_minutes": c.approval_timeout_minutes,
+            "champion_watch_hours": c.watch_hours,
+            "champion_rollback_margin": c.rollback_margin,
         }
         update |= {k: v for k, v in knobs.items() if v is not None}
     else:

@@ -11,6 +11,7 @@ from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 from ipaddress import ip_network
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,17 @@ def api_key_problem(key: str) -> str | None:
     if len(set(key)) < MIN_KEY_DISTINCT or key_entropy_bits(key) < MIN_KEY_BITS:
         return "it is too repetitive to be random"
     return None
+
+
+def check_canary_steps(steps: tuple[float, ...] | list[float]) -> tuple[float, ...]:
+    """Canary shares must grow strictly, each in (0, 100]: a step back would hand requests
+    that the challenger answered back to the champion, and stickiness would be lost."""
+    steps = tuple(float(s) for s in steps)
+    if not all(0 < s <= 100 for s in steps):
+        raise ValueError("each canary step is a share of traffic in (0, 100]")
+    if any(b <= a for a, b in pairwise(steps)):
+        raise ValueError("canary steps must grow strictly, e.g. [5, 25, 50, 100]")
+    return steps
 
 
 class Family(StrEnum):
@@ -182,6 +194,65 @@ class Settings(BaseSettings):
         description="delay family: a prediction is accurate when |error| < this",
     )
 
+    # --- challenger arm: how a version that passed the offline gate is judged live --------
+    # A declared model's [challenger] section replaces these for that model.
+    challenger_policy: Literal["direct", "shadow", "canary", "shadow-then-canary"] = Field(
+        "direct",
+        description="what a version that passed the offline gate does: direct (champion at "
+        "once), shadow (scored beside the champion, not answered), canary (a growing share of "
+        "traffic), shadow-then-canary",
+    )
+    canary_steps: tuple[float, ...] = Field(
+        (5.0, 25.0, 50.0, 100.0),
+        min_length=1,
+        description="the challenger's share of ML traffic (%) at each canary step, as JSON, e.g. "
+        "[5,25,50,100]; advancing past the last step makes it champion",
+    )
+    challenger_shadow_rate: float = Field(
+        0.5, gt=0, le=1, description="share of the champion's requests the challenger also scores"
+    )
+    challenger_min_labelled: int = Field(
+        200, ge=10, description="outcomes each arm needs before the analysis may decide"
+    )
+    challenger_alpha: float = Field(
+        0.05, gt=0, lt=0.5, description="significance level of the live comparison"
+    )
+    challenger_min_step_minutes: float = Field(
+        10.0, ge=0, description="shortest time a canary step (or the shadow phase) lasts"
+    )
+    challenger_max_hours: float = Field(
+        168.0, gt=0, description="a challenger still inconclusive after this long is aborted"
+    )
+    challenger_max_error_rate: float = Field(
+        0.05, ge=0, le=1, description="guardrail: challenger failure rate that aborts at once"
+    )
+    challenger_max_latency_ratio: float = Field(
+        3.0, gt=1, description="guardrail: challenger mean latency / champion's that aborts"
+    )
+    challenger_max_fallback_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="guardrail: share of the challenger's rows the fallback answered that aborts",
+    )
+    challenger_approval: bool = Field(
+        False, description="the last step (becoming champion) waits for a human approval"
+    )
+    challenger_approval_timeout_minutes: float = Field(
+        60.0, gt=0, description="an approval not given within this aborts the challenger"
+    )
+    champion_watch_hours: float = Field(
+        24.0,
+        ge=0,
+        description="after a promotion, how long the new champion is watched live (0: not watched)",
+    )
+    champion_rollback_margin: float = Field(
+        0.05,
+        ge=0,
+        description="the new champion is rolled back when its live gate metric is "
+        "worse than the previous champion's by more than this",
+    )
+
     # --- declared models (preview: listed and checked at start, not served yet) -----------
     models_dir: Path | None = Field(
         None,
@@ -241,6 +312,26 @@ class Settings(BaseSettings):
     drift_share: float = Field(
         0.5, gt=0, le=1, description="share of drifted features that makes the dataset drifted"
     )
+    # Concept drift: the inputs look the same but the model is wrong more often. 3 windows of
+    # 8 h cover the last 24 h, the alert window and the retrain flow's training window: the
+    # champion must fail its retrain limit in every third of the day, so one bad hour (a
+    # burst of odd requests) never retrains, a day of it does.
+    degradation_windows: int = Field(
+        3,
+        ge=1,
+        le=48,
+        description="retrain without input drift when the champion's retrain limit is crossed "
+        "in this many consecutive windows (the newest ending now)",
+    )
+    degradation_window_hours: float = Field(
+        8.0, gt=0, le=24 * 7, description="length of each of those windows, in hours"
+    )
+    degradation_min_labelled: int = Field(
+        50,
+        ge=1,
+        description="outcomes a window needs for its realised figures to count; with fewer, "
+        "the estimated figures judge it, and without them the window is unknown (never bad)",
+    )
 
     # --- alerts --------------------------------------------------------------------------
     discord_webhook_url: SecretStr | None = Field(
@@ -259,6 +350,11 @@ class Settings(BaseSettings):
         ge=0,
         description="how long after a prediction the built-in source reveals its outcome",
     )
+
+    @field_validator("canary_steps")
+    @classmethod
+    def _check_canary_steps(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
+        return check_canary_steps(steps)
 
     @field_validator("database_url")
     @classmethod

@@ -44,6 +44,36 @@ class ModelEventKind(StrEnum):
     rollback = "rollback"
     failed = "failed"
     retrain_skipped = "retrain_skipped"
+    # The challenger arm (ia_continu.challenge): every step of a live comparison.
+    challenger_started = "challenger_started"
+    challenger_advanced = "challenger_advanced"
+    challenger_held = "challenger_held"
+    challenger_aborted = "challenger_aborted"
+    challenger_promoted = "challenger_promoted"
+    auto_rollback = "auto_rollback"  # a new champion that did worse live than the previous one
+
+
+class Arm(StrEnum):
+    """Which arm a request routed to ML was assigned to while a challenger is live (the log's
+    ``arm`` column; NULL when no challenger is live or the fallback's share took the row)."""
+
+    champion = "champion"
+    challenger = "challenger"
+
+
+class ArmMode(StrEnum):
+    """How a live challenger takes part: scored beside the champion, or answering a share."""
+
+    shadow = "shadow"
+    canary = "canary"
+
+
+class ArmStatus(StrEnum):
+    """A challenger arm's life: live, then made champion or cleared."""
+
+    active = "active"
+    promoted = "promoted"
+    aborted = "aborted"
 
 
 class ChampionAction(StrEnum):
@@ -58,4 +88,8 @@ class LoopEvent(StrEnum):
 
     drift_detected = "ia-continu.drift.detected"
     performance_degraded = "ia-continu.performance.degraded"
+    # The champion stayed past its retrain limit over every recent window (concept drift).
+    degradation_sustained = "ia-continu.performance.sustained-degradation"
     retrain_completed = "ia-continu.retrain.completed"
+    challenger_started = "ia-continu.challenger.started"
+    outcomes_recorded = "ia-continu.outcomes.recorded"

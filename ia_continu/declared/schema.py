@@ -50,8 +50,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from ia_continu.config import check_canary_steps
 from ia_continu.declared.errors import DeclarationError, Problem
 from ia_continu.declared.formula import FUNCTIONS, FormulaError, compile_formula
 from ia_continu.declared.imports import ImportRefused, resolve_class
@@ -132,6 +141,10 @@ class Monitoring(_Strict):
     drift_share: float = Field(
         default=0.5, gt=0, le=1
     )  # share of drifted features = drifted dataset
+    # Concept drift (IA_CONTINU_DEGRADATION_*): this many consecutive windows of this many
+    # hours past the retrain limit retrain the model even without input drift.
+    degradation_windows: int | None = Field(default=None, ge=1, le=48)
+    degradation_window_hours: float | None = Field(default=None, gt=0, le=24 * 7)
 
 
 REGRESSION_ONLY_MONITORING = ("max_mae", "max_rmse", "min_r2", "anomaly_error")
@@ -159,6 +172,31 @@ class Simulator(_Strict):
     drift: float = Field(default=0.5, ge=0, le=1)  # how far the world shifts when it drifts
 
 
+class Challenger(_Strict):
+    """How a version that passed the offline gate is judged on live traffic (every field
+    unset: the service's IA_CONTINU_CHALLENGER_* / CANARY_STEPS / CHAMPION_* settings)."""
+
+    policy: Literal["direct", "shadow", "canary", "shadow-then-canary"] | None = None
+    steps: list[float] | None = Field(default=None, min_length=1)  # canary shares, %
+    shadow_rate: float | None = Field(default=None, gt=0, le=1)
+    min_labelled: int | None = Field(default=None, ge=10)  # outcomes per arm to decide
+    alpha: float | None = Field(default=None, gt=0, lt=0.5)
+    min_step_minutes: float | None = Field(default=None, ge=0)
+    max_hours: float | None = Field(default=None, gt=0)
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    max_latency_ratio: float | None = Field(default=None, gt=1)
+    max_fallback_share: float | None = Field(default=None, ge=0, le=1)
+    approval: bool | None = None
+    approval_timeout_minutes: float | None = Field(default=None, gt=0)
+    watch_hours: float | None = Field(default=None, ge=0)  # after a promotion
+    rollback_margin: float | None = Field(default=None, ge=0)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[float] | None) -> list[float] | None:
+        return None if steps is None else list(check_canary_steps(steps))
+
+
 class Declaration(_Strict):
     name: str
     description: str = ""
@@ -169,6 +207,7 @@ class Declaration(_Strict):
     pipeline: list[Step] | None = None  # replaces the automatic preprocessing
     gate: Gate
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    challenger: Challenger = Field(default_factory=Challenger)
     tolerance: float | None = Field(default=None, gt=0)
     risk_bands: dict[str, float] | None = None
     fallback: Fallback

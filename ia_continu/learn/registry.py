@@ -20,13 +20,13 @@ from ia_continu.config import Settings
 from ia_continu.errors import NothingToRollBack, UnknownVersion
 from ia_continu.learn.tracking import load_sklearn_model, mlflow_client
 from ia_continu.store.locks import exclusive, try_exclusive
-from ia_continu.store.tables import ChampionHistory, ModelEvent
-from ia_continu.vocab import ChampionAction, ModelEventKind
+from ia_continu.store.tables import ChallengerArm, ChampionHistory, ModelEvent, utcnow
+from ia_continu.vocab import ArmStatus, ChampionAction, ModelEventKind
 
 log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
-_LOCKED = "ia_continu.registry_lock"  # session.info keys
+LOCKED = "ia_continu.registry_lock"  # session.info keys
 _ALIAS_MOVED = "ia_continu.alias_moved"
 
 
@@ -287,7 +287,7 @@ def registry_session(engine: Engine, settings: Settings) -> Iterator[Session]:
     """
     with exclusive(engine, lock_name(settings)) as conn:
         session = Session(bind=conn if conn is not None else engine, expire_on_commit=False)
-        session.info[_LOCKED] = True
+        session.info[LOCKED] = True
         try:
             _sync_alias(session, settings)
             yield session
@@ -365,7 +365,7 @@ def set_champion(
     moving it fails the exception rolls the transaction back, and if the commit fails the
     alias is put back, so the two never disagree for long.
     """
-    if not session.info.get(_LOCKED):
+    if not session.info.get(LOCKED):
         raise RuntimeError("set_champion needs the session of registry_session (the lock)")
     session.add(
         ChampionHistory(
@@ -376,6 +376,8 @@ def set_champion(
             reason=reason,
         )
     )
+    # A champion changed by any other path than the arm's own promotion ends the arm.
+    _settle_arm(session, settings.family, version, reason)
     session.flush()
     session.info[_ALIAS_MOVED] = True
     mlflow_client(settings).set_registered_model_alias(
@@ -438,3 +440,35 @@ def rollback(engine: Engine, settings: Settings, *, reason: str) -> ChampionChan
             reason=reason,
         )
         return ChampionChange(**champion(session, settings).model_dump(), changed=True)
+
+
+def _settle_arm(session: Session, family: str, champion_now: str, reason: str) -> None:
+    """A champion changed outside the arm (by hand, a forced retrain, a rollback) ends the
+    live challenger: promoted if it is the one made champion, else aborted (it was judged
+    against a champion that no longer serves)."""
+    arm = session.scalars(
+        select(ChallengerArm).where(
+            ChallengerArm.family == family, ChallengerArm.status == ArmStatus.active
+        )
+    ).first()
+    if arm is None:
+        return
+    promoted = arm.version == champion_now
+    arm.status = ArmStatus.promoted if promoted else ArmStatus.aborted
+    arm.ended_at = utcnow()
+    arm.percentage = 0.0
+    why = (
+        f"made champion outside the live comparison: {reason}"
+        if promoted
+        else f"the champion changed to {champion_now} outside the live comparison: {reason}"
+    )
+    arm.last_verdict = {"verdict": "advance" if promoted else "abort", "reason": why[:2000]}
+    record_event(
+        session,
+        family,
+        ModelEventKind.challenger_promoted if promoted else ModelEventKind.challenger_aborted,
+        version=arm.version,
+        previous_version=arm.champion_version,
+        reason=why[:2000],
+        metrics={"arm_id": arm.id, "mode": arm.mode, "step": arm.step, "outside": True},
+    )

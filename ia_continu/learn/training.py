@@ -15,6 +15,8 @@ import numpy as np
 from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import Engine
 
+from ia_continu.challenge import arms
+from ia_continu.challenge.policy import ChallengerPolicy
 from ia_continu.config import Settings
 from ia_continu.errors import UnknownVersion, VersionNeedsFeature
 from ia_continu.families import ModelFamily, get_family
@@ -34,7 +36,8 @@ DECLARATION_ARTIFACT = "declaration.json"  # a declared model's run artifact
 class RetrainResult(BaseModel):
     """What a retrain did: the challenger it registered, the gate's decision, the champion."""
 
-    status: Literal["promoted", "rejected"]
+    # challenger: passed the offline gate and is now judged on live traffic (a live policy)
+    status: Literal["promoted", "rejected", "challenger"]
     promoted: bool
     reason: str = Field(description="why the gate promoted or rejected the challenger")
     model_version: str = Field(description="the challenger's registered version")
@@ -111,6 +114,7 @@ class _Gate:
     champion: str | None  # the champion the challenger was judged against
     champion_metrics: dict[str, float] | None
     champion_after: str | None
+    challenger: bool = False  # passed the gate, now judged live (not champion yet)
 
 
 def _champion_metrics(
@@ -182,9 +186,22 @@ def _gate(
             reason=reason,
             metrics={"challenger": metrics, "champion": champion_metrics},
         )
-        if promoted and champion != version:
+        # Passing the offline gate earns a live arm under a live policy (shadow, canary): the
+        # challenger becomes champion on what it gets right on live traffic, not on the
+        # holdout alone. The first version, a forced retrain or an unloadable champion have
+        # nothing live to be compared with: they are promoted at once.
+        policy = ChallengerPolicy.of(settings)
+        live = promoted and policy.live and champion not in (None, version) and not force
+        live = live and champion_metrics is not None
+        if live:
+            arm = arms.start(
+                session, settings, version, champion=champion, reason=why, policy=policy
+            )
+            why = f"{why}; live as a challenger ({arm.mode}, policy {policy.name})"
+            promoted = False
+        elif promoted and champion != version:
             registry.set_champion(session, settings, version, reason=why, previous=champion)
-        if champion != version:
+        if champion != version and not live:
             registry.record_event(
                 session,
                 family.name,
@@ -195,7 +212,7 @@ def _gate(
                 metrics=metrics,
             )
         after = registry.champion_version(session, family.name)
-    return _Gate(promoted, why, champion, champion_metrics, after)
+    return _Gate(promoted, why, champion, champion_metrics, after, challenger=live)
 
 
 def _retrain_locked(
@@ -271,7 +288,9 @@ def _retrain_locked(
             force=force,
             reason=reason,
         )
-        status: Literal["promoted", "rejected"] = "promoted" if gate.promoted else "rejected"
+        status: Literal["promoted", "rejected", "challenger"] = (
+            "promoted" if gate.promoted else "challenger" if gate.challenger else "rejected"
+        )
         try:  # annotations only: the decision is committed, a failure here must not undo it
             run.log(
                 metrics={f"champion_{k}": v for k, v in (gate.champion_metrics or {}).items()},

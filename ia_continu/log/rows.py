@@ -36,6 +36,9 @@ class LogRow(NamedTuple):
     ml_prediction: float | None  # None where ML did not score the row
     fallback_prediction: float | None  # None where the fallback did not score the row
     schema_id: int | None  # FeatureSchema.id: which feature each position of ``features`` is
+    arm: str | None  # vocab.Arm while a challenger is live, else None
+    challenger_version: str | None  # the live challenger's version, else None
+    challenger_prediction: float | None  # the challenger's answer on a champion row it shadowed
     created_at: datetime
     updated_at: datetime
 

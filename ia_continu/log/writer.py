@@ -579,12 +579,19 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot spool {type(value).__name__}")
 
 
+# Columns added after the first spool format, all nullable: schema_id, arm,
+# challenger_version, challenger_prediction.
+_NEWER_COLUMNS = 4
+
+
 def _decode(line: Any) -> LogRow:
     """A spool line (a JSON list in column order, or a mapping) -> a row."""
     if isinstance(line, dict):  # a row spooled as a mapping
         line = list(LogRow.from_mapping(line))
-    elif len(line) == len(COLUMNS) - 1:  # spooled before rows carried schema_id
-        line.insert(FIRST_TIMESTAMP - 1, None)
+    elif 0 < (missing := len(COLUMNS) - len(line)) <= _NEWER_COLUMNS:
+        # Spooled by an older version: the columns added since (schema_id, then the arm's
+        # three) all sit just before the two timestamps, and were NULL then.
+        line[-2:-2] = [None] * missing
     for i in range(FIRST_TIMESTAMP, len(COLUMNS)):
         if isinstance(line[i], str):
             line[i] = datetime.fromisoformat(line[i])

@@ -50,6 +50,27 @@ class Answers:
     probability: np.ndarray | None = None  # NaN on the fallback's rows
     ml_prediction: np.ndarray | None = None  # NaN where ML did not score the row
     fallback_prediction: np.ndarray | None = None  # NaN where the fallback did not
+    # While a challenger is live (Predictor's _ArmRows.annotate): each row's vocab.Arm (None
+    # outside the ML rows), its version, the rows it answered, and its shadow answers.
+    arm: list[str | None] | None = None
+    challenger_version: str | None = None
+    by_challenger: np.ndarray | None = None  # bool
+    challenger_prediction: np.ndarray | None = None  # NaN where it did not shadow the row
+
+    def version(self, i: int) -> str:
+        """Who answered row ``i``: a model version, or "fallback"."""
+        if not self.by_ml[i]:
+            return ServedBy.fallback
+        if self.by_challenger is not None and self.by_challenger[i]:
+            return self.challenger_version or ServedBy.fallback
+        return self.model_version or ServedBy.fallback
+
+    def versions(self) -> list[str]:
+        """``version`` of every row."""
+        by_ml = self.by_ml.tolist()
+        if self.by_challenger is None or not self.by_challenger.any():
+            return [self.model_version if m else ServedBy.fallback for m in by_ml]  # type: ignore[misc]
+        return [self.version(i) for i in range(len(by_ml))]
 
     def __len__(self) -> int:
         return len(self.request_ids)
@@ -61,7 +82,7 @@ class Answers:
             "request_id": self.request_ids[i],
             "prediction": float(self.prediction[i]),
             "confidence": round(float(self.confidence[i]), 6),
-            "model_version": self.model_version if by_ml else ServedBy.fallback,
+            "model_version": self.version(i),
             "served_by": ServedBy.ml if by_ml else ServedBy.fallback,
             "decision": self.decision[i],
             "risk_level": self.risk_level[i] if self.risk_level else None,
@@ -221,7 +242,7 @@ class LogChunk:
                 "risk_level": a.risk_level or none,
                 "contributing_factors": [None if f is None else json.dumps(f) for f in factors],
                 # Fallback rows carry "fallback" as their model version.
-                "model_version": [a.model_version if m else ServedBy.fallback for m in by_ml],
+                "model_version": a.versions(),
                 "latency_ms": repeat(a.latency_ms, n),
                 "decision": a.decision.tolist(),
                 "served_by": [ServedBy.ml if m else ServedBy.fallback for m in by_ml],
@@ -229,6 +250,9 @@ class LogChunk:
                 "ml_prediction": _nan_to_none(a.ml_prediction, n),
                 "fallback_prediction": _nan_to_none(a.fallback_prediction, n),
                 "schema_id": repeat(self.schema_id, n),
+                "arm": a.arm or none,
+                "challenger_version": repeat(a.challenger_version if a.arm else None, n),
+                "challenger_prediction": _nan_to_none(a.challenger_prediction, n),
                 "created_at": repeat(a.created_at, n),
                 "updated_at": repeat(a.created_at, n),
             }

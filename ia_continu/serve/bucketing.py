@@ -15,6 +15,9 @@ BUCKETS = 10_000
 ROLLOUT_SALT = "ml-rollout"
 # A different salt: the shadow sample must not be correlated with the rollout share.
 SHADOW_SALT = "shadow"
+# The challenger arm's canary share and shadow sample: independent of both of the above.
+CANARY_SALT = "challenger-canary"
+CHALLENGER_SHADOW_SALT = "challenger-shadow"
 
 
 def bucket(request_id: str, salt: str = ROLLOUT_SALT) -> int:
@@ -31,3 +34,14 @@ def in_share(request_id: str, percentage: float) -> bool:
 def in_shadow_sample(request_id: str, rate: float) -> bool:
     """Is this id among the ``rate`` (0..1) of ids scored by both ML and the fallback?"""
     return rate > 0 and bucket(request_id, SHADOW_SALT) < rate * BUCKETS
+
+
+def in_canary(request_id: str, percentage: float) -> bool:
+    """Is this id among the ``percentage`` (0..100) of ML ids the challenger answers? Growing
+    the share only adds ids: a request the challenger answered stays with it."""
+    return bucket(request_id, CANARY_SALT) < percentage * (BUCKETS // 100)
+
+
+def in_challenger_sample(request_id: str, rate: float) -> bool:
+    """Is this id among the ``rate`` (0..1) of the champion's ids the challenger also scores?"""
+    return rate > 0 and bucket(request_id, CHALLENGER_SHADOW_SALT) < rate * BUCKETS

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
+from ia_continu.challenge import arms
+from ia_continu.challenge.arms import LiveArm
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.families.base import Scores
@@ -37,6 +39,14 @@ class ServedModel:
     engine: str = "numpy"  # what computes the answers: numpy, onnxruntime or sklearn
 
 
+@dataclass(frozen=True, slots=True)
+class Challenger:
+    """The live challenger as this process serves it: its arm and its loaded model."""
+
+    arm: LiveArm
+    model: ServedModel
+
+
 class ModelHolder:
     def __init__(
         self,
@@ -48,6 +58,8 @@ class ModelHolder:
         self.engine = engine
         self.family: ModelFamily = get_family(settings.family, settings)
         self.current: ServedModel | None = None  # replaced whole: readers never see a mix
+        self.challenger: Challenger | None = None  # the live challenger arm, same rule
+        self.challenger_error: str | None = None
         self.champion_version: str | None = None
         self.load_error: str | None = None
         self._marker: int | None = None
@@ -57,42 +69,86 @@ class ModelHolder:
         self.on_load_failure = on_load_failure
 
     def refresh(self, force: bool = False) -> bool:
-        """Reload if the champion changed; returns True when a new model is served."""
+        """Reload if the champion changed; returns True when a new model is served. The live
+        challenger arm is read on every call (one indexed row) and its model loaded here too,
+        off the request path."""
         with self._lock:
             with session_scope(self.engine) as session:
                 marker = registry.champion_marker(session, self.family.name)
-                if marker == self._marker and not force:
-                    return False
-                version = registry.champion_version(session, self.family.name)
-            self._marker = marker
-            self.champion_version = version
-            # The champion moved (or first load): a cheap moment to make sure the MLflow
-            # alias says the same as the DB, in case a crash left them apart.
-            registry.reconcile_alias(self.engine, self.settings)
-            if version is None:
-                self.current, self.load_error = None, None
-                return False
-            if self.current is not None and self.current.version == version:
-                return False
-            try:
-                pipeline = registry.load_pipeline(self.settings, version)
-                scorer = self.family.compile_scorer(pipeline)
-                # Score one synthetic row now: a corrupt artifact fails here, not on traffic.
-                scorer(np.zeros((1, self.family.n_features)))
-            except Exception as exc:
-                self.load_error = f"champion {version} failed to load: {type(exc).__name__}: {exc}"
-                log.error(self.load_error)
-                if self.on_load_failure:
-                    self.on_load_failure(version, self.load_error)
-                # Keep serving the previous model if there was one, else the fallback.
-                return False
-            self.family.adopt(pipeline)
-            self.current = ServedModel(
-                version, pipeline, scorer, self.family.serving_engine(pipeline)
+                row = arms.active(session, self.family.name)
+                arm = None if row is None else LiveArm.of(row)
+                version = None
+                if marker != self._marker or force:
+                    version = registry.champion_version(session, self.family.name)
+            # The champion first: a promoted challenger's model is reused, not loaded again.
+            changed = False
+            if marker != self._marker or force:
+                changed = self._refresh_champion(marker, version)
+            self._refresh_challenger(arm)
+            return changed
+
+    def _load(self, version: str) -> tuple[Any, Callable[[np.ndarray], Scores]]:
+        pipeline = registry.load_pipeline(self.settings, version)
+        scorer = self.family.compile_scorer(pipeline)
+        # Score one synthetic row now: a corrupt artifact fails here, not on traffic.
+        scorer(np.zeros((1, self.family.n_features)))
+        return pipeline, scorer
+
+    def _refresh_challenger(self, arm: LiveArm | None) -> None:
+        current = self.challenger
+        if arm is None:
+            self.challenger, self.challenger_error = None, None
+            return
+        if current is not None and current.model.version == arm.version:
+            if current.arm != arm:  # a step: same model, new share
+                self.challenger = Challenger(arm, current.model)
+            return
+        if self.challenger_error is not None and self.challenger_error.startswith(
+            f"challenger {arm.version} "
+        ):
+            return  # failed before: the analysis' guardrails see no challenger answers
+        try:
+            pipeline, scorer = self._load(arm.version)
+        except Exception as exc:
+            self.challenger = None
+            self.challenger_error = (
+                f"challenger {arm.version} failed to load: {type(exc).__name__}: {exc}"
             )
-            self.load_error = None
-            log.info("serving %s version %s", self.settings.registered_model_name, version)
-            return True
+            log.error(self.challenger_error)
+            return
+        model = ServedModel(arm.version, pipeline, scorer, self.family.serving_engine(pipeline))
+        self.challenger, self.challenger_error = Challenger(arm, model), None
+        log.info("challenger %s live (%s, %s%%)", arm.version, arm.mode, arm.percentage)
+
+    def _refresh_champion(self, marker: int, version: str | None) -> bool:
+        self._marker = marker
+        self.champion_version = version
+        # The champion moved (or first load): a cheap moment to make sure the MLflow
+        # alias says the same as the DB, in case a crash left them apart.
+        registry.reconcile_alias(self.engine, self.settings)
+        if version is None:
+            self.current, self.load_error = None, None
+            return False
+        if self.current is not None and self.current.version == version:
+            return False
+        challenger = self.challenger
+        try:
+            if challenger is not None and challenger.model.version == version:
+                pipeline, scorer = challenger.model.pipeline, challenger.model.score
+            else:
+                pipeline, scorer = self._load(version)
+        except Exception as exc:
+            self.load_error = f"champion {version} failed to load: {type(exc).__name__}: {exc}"
+            log.error(self.load_error)
+            if self.on_load_failure:
+                self.on_load_failure(version, self.load_error)
+            # Keep serving the previous model if there was one, else the fallback.
+            return False
+        self.family.adopt(pipeline)
+        self.current = ServedModel(version, pipeline, scorer, self.family.serving_engine(pipeline))
+        self.load_error = None
+        log.info("serving %s version %s", self.settings.registered_model_name, version)
+        return True
 
     # --- background polling ----------------------------------------------------------------
     def start_polling(self) -> None:

@@ -12,24 +12,31 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 
+from ia_continu.challenge.arms import LiveArm
 from ia_continu.config import Settings
 from ia_continu.errors import ModelFailure
 from ia_continu.families import ModelFamily
 from ia_continu.families.base import Scores
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.serve.answers import Answers, Context, LogChunk, merge
-from ia_continu.serve.bucketing import in_shadow_sample, in_share
-from ia_continu.serve.champion import ModelHolder
+from ia_continu.serve.bucketing import (
+    in_canary,
+    in_challenger_sample,
+    in_shadow_sample,
+    in_share,
+)
+from ia_continu.serve.champion import ModelHolder, ServedModel
 from ia_continu.serve.flag import RolloutCache, RolloutState
 from ia_continu.serve.ids import complete_ids
 from ia_continu.store.engine import session_scope
 from ia_continu.store.schemas import schema_id
 from ia_continu.store.tables import utcnow
-from ia_continu.vocab import Decision
+from ia_continu.vocab import Arm, ArmMode, Decision
 from ia_continu.watch.rollout_health import ErrorRateAlarm
 
 log = logging.getLogger(__name__)
@@ -90,6 +97,12 @@ class Predictor:
             shadow = np.fromiter((in_shadow_sample(i, state.shadow_rate) for i in ids), bool, n)
 
         ml_rows = use_ml | shadow
+        # A live challenger (ia_continu.challenge): its canary share of the ML rows answered by
+        # it, or a shadow sample of the champion's rows scored by it too.
+        live = self.holder.challenger if served is not None else None
+        arm = _ArmRows.assign(live.arm, ids, use_ml) if live is not None else None
+        if arm is not None:
+            ml_rows = ml_rows & ~arm.answers
         ml_scores: Scores | None = None
         ml_failed = 0
         if served is not None and ml_rows.any():
@@ -98,14 +111,21 @@ class Predictor:
                 _check_finite(scores)
                 ml_scores = scores
             except Exception as exc:
-                ml_failed = int(use_ml.sum())
+                ml_failed = int((use_ml & ml_rows).sum())
                 log.warning("ML model %s failed on %d rows: %s", served.version, n, exc)
-                if use_ml.any() and not state.fallback_on_error:
+                if ml_failed and not state.fallback_on_error:
                     self._record_alarm(ml_failed, ml_failed)
                     raise ModelFailure(f"model {served.version} failed: {exc}") from exc
-                decision[use_ml] = Decision.fallback_error
-                use_ml = np.zeros(n, bool)
-                ml_rows = use_ml
+                failed = use_ml & ml_rows
+                decision[failed] = Decision.fallback_error
+                use_ml = use_ml & ~failed
+                ml_rows = np.zeros(n, bool)
+        if arm is not None:
+            assert live is not None and served is not None
+            ml_scores, ml_rows, extra_failed = arm.score(live.model, served, X, ml_scores, ml_rows)
+            if extra_failed.any():  # challenger and champion both failed on these rows
+                decision[extra_failed] = Decision.fallback_error
+                use_ml = use_ml & ~extra_failed
         fb_rows = ~use_ml | (shadow & (ml_scores is not None))
         fb_scores = _score(self.family.fallback, X, fb_rows) if fb_rows.any() else None
 
@@ -120,6 +140,9 @@ class Predictor:
             model_version=served.version if served is not None else None,
             created_at=utcnow(),
         )
+        if arm is not None:
+            assert live is not None
+            arm.annotate(answers, live.model.version)
         answers.latency_ms = (time.perf_counter() - started) * 1000.0 / max(n, 1)
         if self.writer is not None:
             self.writer.submit_chunk(
@@ -155,3 +178,132 @@ def _check_finite(scores: Scores) -> None:
     # take the same path (the fallback, or a 503 when the rollout says not to fall back).
     if not (np.isfinite(scores.prediction).all() and np.isfinite(scores.confidence).all()):
         raise ValueError("the model answered a non-finite prediction or confidence")
+
+
+class _ArmRows:
+    """Which of a call's rows the live challenger answers (canary) or scores beside the
+    champion (shadow), and what it did with them.
+
+    Sticky like the rollout share, with their own salts: the canary share and the shadow
+    sample are independent of the rollout's buckets, so a 50 % canary on a 50 % rollout
+    takes half of the ML rows, not all of them. A challenger that fails is never what a
+    client sees: its canary rows are answered by the champion (and counted, for the
+    analysis' error-rate guardrail, by their ``arm`` saying challenger while the version is
+    the champion's)."""
+
+    __slots__ = ("answers", "assigned", "failed", "prediction", "shadowed")
+
+    def __init__(self, assigned: np.ndarray, shadowed: np.ndarray) -> None:
+        self.assigned = assigned  # ML rows in the challenger's canary share
+        self.shadowed = shadowed  # champion rows the challenger scores too, not answering
+        self.answers = assigned.copy()  # rows the challenger answers (assigned, if it works)
+        self.failed = False
+        self.prediction: np.ndarray | None = None  # its answers on shadowed rows, NaN elsewhere
+
+    @classmethod
+    def assign(cls, arm: LiveArm, ids: list[str], use_ml: np.ndarray) -> _ArmRows:
+        n = len(ids)
+        if arm.mode == ArmMode.canary and arm.percentage > 0:
+            share = np.fromiter((in_canary(i, arm.percentage) for i in ids), bool, n)
+            return cls(use_ml & share, np.zeros(n, bool))
+        sample = np.fromiter((in_challenger_sample(i, arm.shadow_rate) for i in ids), bool, n)
+        return cls(np.zeros(n, bool), use_ml & sample)
+
+    def score(
+        self,
+        challenger: ServedModel,
+        champion: ServedModel,
+        X: np.ndarray,
+        ml: Scores | None,
+        ml_rows: np.ndarray,
+    ) -> tuple[Scores | None, np.ndarray, np.ndarray]:
+        """Score the challenger's rows; returns the ML scores over the union of the rows
+        either model answered, that union, and the rows no model could answer."""
+        n = len(X)
+        none = np.zeros(n, bool)
+        rows = self.assigned | self.shadowed
+        if not rows.any():
+            return ml, ml_rows, none
+        try:
+            scores = _score(challenger.score, X, rows)
+            _check_finite(scores)
+        except Exception as exc:
+            log.warning("challenger %s failed on %d rows: %s", challenger.version, n, exc)
+            self.failed, self.answers = True, none
+            if not self.assigned.any():
+                return ml, ml_rows, none
+            try:  # its canary rows go back to the champion
+                backup = _score(champion.score, X, self.assigned)
+                _check_finite(backup)
+            except Exception:
+                return ml, ml_rows, self.assigned
+            return _union(n, (ml, ml_rows), (backup, self.assigned))
+        if self.shadowed.any():
+            full = np.full(n, np.nan)
+            full[rows] = scores.prediction
+            self.prediction = np.where(self.shadowed, full, np.nan)
+        if not self.assigned.any():
+            return ml, ml_rows, none
+        answered = scores if not self.shadowed.any() else _subset(scores, rows, self.assigned)
+        return _union(n, (ml, ml_rows), (answered, self.assigned))
+
+    def annotate(self, answers: Answers, version: str) -> None:
+        in_arm = answers.by_ml | self.assigned
+        arm = np.where(self.assigned, Arm.challenger, Arm.champion)
+        answers.arm = [a if m else None for a, m in zip(arm.tolist(), in_arm.tolist(), strict=True)]
+        answers.challenger_version = version
+        answers.by_challenger = self.answers & answers.by_ml
+        answers.challenger_prediction = self.prediction
+
+
+def _subset(scores: Scores, rows: np.ndarray, keep: np.ndarray) -> Scores:
+    """``scores`` computed on ``rows`` -> the part on ``keep`` (a subset of ``rows``)."""
+    pick = keep[rows]
+    idx = np.flatnonzero(pick).tolist()
+    return Scores(
+        prediction=scores.prediction[pick],
+        confidence=scores.confidence[pick],
+        risk_level=None if scores.risk_level is None else [scores.risk_level[i] for i in idx],
+        contributing_factors=None
+        if scores.contributing_factors is None
+        else [scores.contributing_factors[i] for i in idx],
+        extra={k: v[pick] for k, v in scores.extra.items()},
+    )
+
+
+def _union(
+    n: int, a: tuple[Scores | None, np.ndarray], b: tuple[Scores, np.ndarray]
+) -> tuple[Scores, np.ndarray, np.ndarray]:
+    """Two models' scores on disjoint rows -> one Scores on the union of their rows."""
+    (sa, ma), (sb, mb) = a, b
+    if sa is None or not ma.any():
+        return sb, mb, np.zeros(n, bool)
+    union = ma | mb
+    pos = np.cumsum(union) - 1  # each union row's index in the combined arrays
+    ia, ib = pos[ma], pos[mb]
+    m = int(union.sum())
+
+    def numbers(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        out = np.empty(m, dtype=np.result_type(x, y))
+        out[ia], out[ib] = x, y
+        return out
+
+    def objects(x: list[Any] | None, y: list[Any] | None) -> list[Any] | None:
+        if x is None and y is None:
+            return None
+        out: list[Any] = [None] * m
+        for i, v in zip(ia.tolist(), x or [None] * len(ia), strict=True):
+            out[i] = v
+        for i, v in zip(ib.tolist(), y or [None] * len(ib), strict=True):
+            out[i] = v
+        return out
+
+    extra = {k: numbers(sa.extra[k], sb.extra[k]) for k in sa.extra.keys() & sb.extra.keys()}
+    combined = Scores(
+        prediction=numbers(sa.prediction, sb.prediction),
+        confidence=numbers(sa.confidence, sb.confidence),
+        risk_level=objects(sa.risk_level, sb.risk_level),
+        contributing_factors=objects(sa.contributing_factors, sb.contributing_factors),
+        extra=extra,
+    )
+    return combined, union, np.zeros(n, bool)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -123,6 +124,13 @@ class PredictionLog(Base):
     # families' original order, rows from before migration 0003).
     schema_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
+    # While a challenger is live (migration 0004): the arm an ML-routed row was assigned to
+    # (vocab.Arm), the challenger's version, and its answer on the champion's rows it scored
+    # in shadow (both answers on one row: the paired comparison).
+    arm: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    challenger_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    challenger_prediction: Mapped[float | None] = mapped_column(Float, nullable=True)
+
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     actual_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
@@ -184,6 +192,44 @@ class RolloutConfig(Base):
     # Stats are derived from the prediction log since this instant; reset-stats moves it.
     stats_since: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class ChallengerArm(Base):
+    """A version judged live against the champion: in shadow, or answering a canary share.
+
+    At most one arm per model is ``active`` (a partial unique index); ended arms stay, with
+    how they ended, for the audit and the dashboard. Every replica reads the active arm (the
+    champion poller, ``serve.champion``), so a step reaches all of them within a poll."""
+
+    __tablename__ = "challenger_arms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(50))
+    champion_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    policy: Mapped[str] = mapped_column(String(24))  # the policy it was started under
+    mode: Mapped[str] = mapped_column(String(16))  # vocab.ArmMode
+    step: Mapped[int] = mapped_column(Integer, default=-1)  # canary step index; -1 in shadow
+    percentage: Mapped[float] = mapped_column(Float, default=0.0)  # share of ML traffic, %
+    shadow_rate: Mapped[float] = mapped_column(Float, default=0.0)  # of the champion's rows
+    status: Mapped[str] = mapped_column(String(16))  # vocab.ArmStatus
+    reason: Mapped[str] = mapped_column(Text, default="")  # why it started, then how it ended
+    last_verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    step_started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_challenger_arms_family_id", "family", "id"),
+        Index(
+            "ux_challenger_arms_active",
+            "family",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
 
 
 class DriftReport(Base):

@@ -28,6 +28,9 @@ MAPPING = dict(
     ml_prediction=12.5,
     fallback_prediction=9.0,
     schema_id=3,
+    arm="challenger",
+    challenger_version="4",
+    challenger_prediction=None,
     created_at=NOW,
     updated_at=NOW,
 )
