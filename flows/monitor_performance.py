@@ -1,8 +1,10 @@
 """monitor_performance: one model's metrics over 24 h and 7 d against its performance
 thresholds (the settings', or its declaration's: accuracy, latency, and for regression MAE,
 R², RMSE); a table artifact every run; an alert and an event when the recent window crosses
-a threshold. ``monitor_every_model`` (the hourly deployment) runs it for every model with a
-champion (flows/common.py)."""
+a threshold. When the champion stays past its retrain limit over every recent window
+(``ia_continu.decide.sustained_degradation``), ``LoopEvent.degradation_sustained`` goes out
+once per incident: the retrain deployment's trigger listens for it. ``monitor_every_model``
+(the hourly deployment) runs it for every model with a champion (flows/common.py)."""
 
 from __future__ import annotations
 
@@ -107,6 +109,44 @@ def recovered_alert(settings: Settings, report: WindowReport, previous: list[str
     )
 
 
+@task(cache_policy=NO_CACHE)
+def sustained(settings: Settings, engine: Engine, version: str | None) -> list[str] | None:
+    """What the champion crossed in each recent window, when it crossed its retrain limit in
+    all of them; else None."""
+    from ia_continu.watch.degradation import recent_windows
+
+    family = get_family(settings.family, settings)
+    with session_scope(engine) as session:
+        windows = recent_windows(session, settings, family, version)
+    bad, verdicts = decide.sustained_degradation(windows, settings, family.rules)
+    return [" and ".join(v.crossed) for v in verdicts] if bad else None
+
+
+def announce_sustained(
+    settings: Settings, version: str | None, crossed: list[str] | None
+) -> str | None:
+    """The event that starts a retrain, once per champion and incident (a retrain the gate
+    rejects is not started again every hour; the weekly one still decides); its id."""
+    key = state_key("sustained", settings.database_url, settings.registered_model_name)
+    # The state kept is the champion found degraded: None once it recovers.
+    if crossed is None:
+        swap_state(key, None)
+        return None
+    if swap_state(key, version) == version:
+        return None  # the same incident, already announced
+    event = emit_event(
+        event=LoopEvent.degradation_sustained,
+        resource=model_resource(settings, version),
+        payload={
+            "windows": len(crossed),
+            "window_hours": settings.degradation_window_hours,
+            "crossed": crossed,
+            "model_version": version,
+        },
+    )
+    return str(event.id) if event else None
+
+
 @flow(name="monitor_performance", on_failure=[alert_flow_failure])
 def monitor_performance(alert_window: str = "24h", model: str | None = None) -> dict[str, Any]:
     """Watch ``model`` (None: the default model)."""
@@ -115,6 +155,7 @@ def monitor_performance(alert_window: str = "24h", model: str | None = None) -> 
         reports = [window(settings, engine, name, hours) for name, hours in WINDOWS.items()]
         with session_scope(engine) as session:
             version = registry.champion_version(session, settings.family)
+        streak = sustained(settings, engine, version)
     publish_table(settings.family, reports)
 
     # Only the recent window alerts: the 7-day one is context, and would keep alerting for
@@ -144,12 +185,15 @@ def monitor_performance(alert_window: str = "24h", model: str | None = None) -> 
         event_id = str(event.id) if event else None
     elif previous:
         alerted = notify(recovered_alert(settings, recent, previous), settings, cooldown=0)
+    sustained_event = announce_sustained(settings, version, streak)
     get_run_logger().info("performance: %d threshold(s) crossed", len(crossed_now))
     return {
         "metrics": {r.name: plain(r.metrics) for r in reports},
         "crossed": crossed_now,
         "event_id": event_id,
         "alerted": alerted,
+        "sustained": streak,
+        "sustained_event_id": sustained_event,
     }
 
 

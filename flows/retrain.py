@@ -1,12 +1,14 @@
 """retrain: decide whether to retrain one model, retrain it with the quality gate, then alert.
 
-Started by the ``LoopEvent.drift_detected`` event (the ``retrain`` deployment's trigger, which
-passes the event's model as the ``model`` parameter) and weekly for every model with a
-champion (``retrain_every_model``, the ``retrain-weekly`` deployment). It
-reads the latest drift row and the recent metrics, decides (``ia_continu.decide``: retrain
-only when the inputs drifted AND the model got worse), trains on recent labelled predictions
-when there are enough (the world as it is now), and lets ``ia_continu.learn.training.retrain``'s
-gate promote or reject; that function writes the audit rows.
+Started by the ``LoopEvent.drift_detected`` and ``LoopEvent.degradation_sustained`` events
+(the ``retrain`` deployment's triggers, which pass the event's model as the ``model``
+parameter) and weekly for every model with a champion (``retrain_every_model``, the
+``retrain-weekly`` deployment). It reads the latest drift row, the recent metrics and the
+champion's recent windows, decides (``ia_continu.decide``: retrain when the inputs drifted AND
+the model got worse, or when the model stayed below its limit over every recent window),
+trains on recent labelled predictions when there are enough (the world as it is now), and lets
+``ia_continu.learn.training.retrain``'s gate promote or reject; that function writes the audit
+rows.
 """
 
 from __future__ import annotations
@@ -46,22 +48,28 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class LoopState:
-    """What the decision reads: the recent window's metrics and the latest drift verdict."""
+    """What the decision reads: the recent window's metrics, the latest drift verdict and
+    the champion's recent windows (the sustained-degradation path)."""
 
     metrics: WindowMetrics
     drift: bool  # the latest drift check, if recent enough, found the dataset drifted
+    windows: list[decide.WindowFigures]
 
 
 @task(cache_policy=NO_CACHE)
 def current_state(
     settings: Settings, engine: Engine, metrics_hours: int, drift_max_age_hours: int
 ) -> LoopState:
+    from ia_continu.watch.degradation import recent_windows
     from ia_continu.watch.quality import window_metrics
 
     report = latest_report(engine, settings.family, max_age_hours=drift_max_age_hours)
+    family = get_family(settings.family, settings)
     with session_scope(engine) as session:
-        metrics = window_metrics(session, settings.family, metrics_hours)
-    return LoopState(metrics, drift=bool(report and report.dataset_drift))
+        metrics = window_metrics(session, family, metrics_hours)
+        version = registry.champion_version(session, settings.family)
+        windows = recent_windows(session, settings, family, version)
+    return LoopState(metrics, drift=bool(report and report.dataset_drift), windows=windows)
 
 
 @task(cache_policy=NO_CACHE)
@@ -161,6 +169,7 @@ def retrain_flow(
             settings=settings,
             rules=get_family(settings.family, settings).rules,
             force=force_decision,
+            windows=state.windows,
         )
         get_run_logger().info(
             "decision: %s (%s)", "retrain" if verdict.retrain else "skip", verdict.reason

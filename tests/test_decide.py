@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ia_continu.config import Settings
@@ -109,3 +111,134 @@ def test_every_limit_names_a_figure_and_a_setting():
 def test_each_family_hands_out_its_tasks_rules(family, task):
     rules = get_family(family).rules
     assert rules.task is task
+
+
+# --- concept drift: sustained degradation over K windows, without input drift ---------------
+
+K3 = S.model_copy(update={"degradation_windows": 3, "degradation_min_labelled": 50})
+
+
+def _windows(*accuracies, labelled=100, estimated=None):
+    from ia_continu.decide import WindowFigures
+
+    return [
+        WindowFigures(
+            start=f"2026-11-2{i}T00:00:00",
+            realised=Figures(accuracy_rate=a, labeled_count=labelled if a is not None else 0),
+            estimated=None if estimated is None else Figures(accuracy_rate=estimated[i]),
+        )
+        for i, a in enumerate(accuracies)
+    ]
+
+
+def _decide(windows, drift=False, accuracy=0.7):
+    return decide_retrain(
+        drift=drift,
+        metrics=Figures(accuracy_rate=accuracy),
+        settings=K3,
+        rules=CLASSIFICATION,
+        windows=windows,
+    )
+
+
+def test_k_bad_windows_without_drift_retrain():
+    d = _decide(_windows(0.61, 0.59, 0.65))
+    assert d.retrain and d.sustained and d.degraded and not d.drift
+    assert d.reason == (
+        "sustained degradation over 3 windows without input drift: accuracy 0.610 < 0.8; "
+        "accuracy 0.590 < 0.8; accuracy 0.650 < 0.8"
+    )
+    assert d.checks["sustained"] is True
+    assert [w["source"] for w in d.checks["windows"]] == ["realised"] * 3
+
+
+@pytest.mark.parametrize(
+    "accuracies",
+    [
+        (0.61, 0.85, 0.65),  # one good window breaks the streak
+        (0.85, 0.61, 0.65),  # bad only lately: not yet K windows
+        (0.61, 0.59, 0.80),  # the limit itself is not a crossing
+        (0.61, 0.59),  # fewer windows than K
+    ],
+)
+def test_fewer_than_k_bad_windows_only_alert(accuracies):
+    d = _decide(_windows(*accuracies))
+    assert not d.retrain and not d.sustained
+    assert d.reason.startswith("degraded without drift (accuracy 0.700 < 0.8, ")
+    assert d.reason.endswith("windows bad): alert only")
+
+
+def test_a_window_with_too_few_outcomes_is_unknown_never_bad():
+    d = _decide(_windows(0.61, 0.59, 0.30, labelled=49))
+    assert not d.retrain
+    assert [w["source"] for w in d.checks["windows"]] == ["unknown"] * 3
+    assert all(w["crossed"] == [] for w in d.checks["windows"])
+
+
+def test_estimated_figures_judge_a_window_waiting_for_outcomes():
+    # The newest window has 10 outcomes: its estimate (outcomes pending) judges it.
+    windows = _windows(0.61, 0.59, 0.95, estimated=(0.9, 0.9, 0.62))
+    windows[2] = windows[2].__class__(
+        windows[2].start, Figures(accuracy_rate=0.95, labeled_count=10), windows[2].estimated
+    )
+    d = _decide(windows)
+    assert d.retrain and d.sustained
+    assert d.reason.endswith("accuracy 0.620 < 0.8 (estimated)")
+    assert [w["source"] for w in d.checks["windows"]] == ["realised", "realised", "estimated"]
+    # A good estimate breaks the streak as a good realised window would.
+    windows[2] = windows[2].__class__(
+        windows[2].start, windows[2].realised, Figures(accuracy_rate=0.9)
+    )
+    assert not _decide(windows).retrain
+
+
+def test_drift_and_poor_metrics_stays_its_own_path():
+    d = _decide(_windows(0.9, 0.9, 0.9), drift=True, accuracy=0.7)
+    assert d.retrain and not d.sustained and d.reason == "drift and accuracy 0.700 < 0.8"
+    # Drift with every window bad but the 24 h figure fine: still a retrain, said as such.
+    d = _decide(_windows(0.7, 0.7, 0.7), drift=True, accuracy=0.85)
+    assert d.retrain and d.reason.startswith("sustained degradation over 3 windows with input")
+
+
+def test_regression_windows_judge_r2_and_rmse():
+    from ia_continu.decide import WindowFigures
+
+    bad = Figures(r2=0.5, rmse=3.0, labeled_count=80)
+    windows = [WindowFigures(f"w{i}", bad) for i in range(3)]
+    d = decide_retrain(drift=False, metrics=bad, settings=K3, rules=REGRESSION, windows=windows)
+    assert d.retrain and "R² 0.500 < 0.65; R² 0.500 < 0.65; R² 0.500 < 0.65" in d.reason
+
+
+def test_k_is_a_setting():
+    d = decide_retrain(
+        drift=False,
+        metrics=Figures(accuracy_rate=0.7),
+        settings=K3.model_copy(update={"degradation_windows": 2}),
+        rules=CLASSIFICATION,
+        windows=_windows(0.9, 0.61, 0.59),  # only the last K count
+    )
+    assert d.retrain and "over 2 windows" in d.reason
+
+
+def test_a_declaration_sets_its_own_k_and_window_length(tmp_path):
+    from ia_continu.catalog import model_settings, reload_catalog
+
+    iris = (Path(__file__).parents[1] / "ia_continu/declared/builtin/iris.toml").read_text()
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "flowers.toml").write_text(
+        iris.replace('name = "iris"', 'name = "flowers"').replace(
+            "min_accuracy = 0.9",
+            "min_accuracy = 0.9\ndegradation_windows = 4\ndegradation_window_hours = 1.5",
+        )
+    )
+    reload_catalog()
+    try:
+        base = Settings(environment="test", models_dir=folder)
+        view = model_settings(base, "flowers")
+        assert (view.degradation_windows, view.degradation_window_hours) == (4, 1.5)
+        # A declaration without them keeps the service's.
+        iris_view = model_settings(base, "iris")
+        assert (iris_view.degradation_windows, iris_view.degradation_window_hours) == (3, 8.0)
+    finally:
+        reload_catalog()

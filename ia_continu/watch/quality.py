@@ -380,6 +380,25 @@ def window_metrics(session: Session, family: ModelFamily | str, hours: int) -> W
     return _window_metrics(_Sums(row), family, rules, hours)
 
 
+def figures_between(
+    session: Session,
+    family: ModelFamily | str,
+    start: datetime,
+    end: datetime,
+    *,
+    version: str | None = None,
+) -> Figures:
+    """The figures of the rows logged in ``[start, end)``; with ``version``, only the rows
+    that version answered (the sustained-degradation rule judges the champion, not the
+    fallback nor a version it replaced)."""
+    family, rules = _named(family)
+    cond = and_(_window(family, start), P.created_at < end)
+    if version is not None:
+        cond = and_(cond, P.model_version == version)
+    (row,) = _aggregates(session, lambda safe: select(*_quality_columns(rules, safe)).where(cond))
+    return Figures(**_figures(_Sums(row), rules))
+
+
 def daily_metrics(session: Session, family: ModelFamily | str, days: int) -> list[DayFigures]:
     """One entry per UTC day, oldest first; days without traffic are present with count 0."""
     first = utcnow().date() - timedelta(days=days - 1)

@@ -46,6 +46,11 @@ def _as_prefect_deploy_would(schedule: dict[str, Any]) -> dict[str, Any]:
     return made.model_dump(exclude={"anchor_date"})
 
 
+def _retrain_trigger(name: str) -> dict[str, Any]:
+    (trigger,) = [t for t in _yaml_deployments()["retrain"]["triggers"] if t["name"] == name]
+    return trigger
+
+
 def _trigger(raw: dict[str, Any]) -> dict[str, Any]:
     from prefect.events import DeploymentTriggerTypes
     from pydantic import TypeAdapter
@@ -86,7 +91,7 @@ def test_served_deployments_are_exactly_prefect_yaml_s():
 
 
 def test_the_retrain_trigger_listens_to_the_drift_event_flows_emit():
-    (trigger,) = _yaml_deployments()["retrain"]["triggers"]
+    trigger = _retrain_trigger("retrain-on-drift")
     assert trigger["expect"] == [LoopEvent.drift_detected]
     # The resource detect_drift's event is about is one the trigger matches.
     resource = model_resource(Settings(environment="test"), "1")
@@ -107,7 +112,7 @@ def test_the_retrain_trigger_passes_the_event_s_model():
 
     from ia_continu.catalog import model_settings
 
-    (trigger,) = _yaml_deployments()["retrain"]["triggers"]
+    trigger = _retrain_trigger("retrain-on-drift")
     iris = model_settings(Settings(environment="test"), "iris")
     event = ReceivedEvent(
         id=uuid4(),
@@ -124,6 +129,42 @@ def test_the_retrain_trigger_passes_the_event_s_model():
     assert rendered["reason"] == "drift event: features ['petal_width'] (share 0.5) on model 3"
     # retrain_flow takes that parameter.
     assert "model" in inspect.signature(retrain_flow.fn).parameters
+
+
+def test_the_sustained_degradation_trigger_starts_the_retrain_of_the_event_s_model():
+    """The second retrain trigger, rendered by the Prefect server's template code against the
+    event monitor_performance emits: the retrain runs for that model, and says why."""
+    from uuid import uuid4
+
+    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from ia_continu.catalog import model_settings
+
+    trigger = _retrain_trigger("retrain-on-sustained-degradation")
+    assert trigger["expect"] == [LoopEvent.degradation_sustained]
+    iris = model_settings(Settings(environment="test"), "iris")
+    ((label, pattern),) = trigger["match"].items()
+    assert fnmatch.fnmatchcase(model_resource(iris, "2")[label], pattern)
+    event = ReceivedEvent(
+        id=uuid4(),
+        occurred=datetime.now(UTC),
+        event=LoopEvent.degradation_sustained,
+        resource=model_resource(iris, "2"),
+        payload={
+            "windows": 3,
+            "window_hours": 8.0,
+            "crossed": ["accuracy 0.610 < 0.8"] * 3,
+            "model_version": "2",
+        },
+    )
+    rendered = {
+        key: render_user_template_sync(template, {"event": event})
+        for key, template in trigger["parameters"].items()
+    }
+    assert rendered["model"] == "iris"
+    assert rendered["reason"].startswith("sustained degradation event: ['accuracy 0.610 < 0.8'")
+    assert rendered["reason"].endswith("over 3 windows of 8.0 h on model 2")
 
 
 def test_scheduled_deployments_run_every_model_and_the_others_one():
@@ -170,7 +211,7 @@ def test_the_cli_waits_for_the_names_prefect_yaml_declares():
 
     names, triggers = expected_deployments()
     assert names == list(_yaml_deployments())
-    assert triggers == ["retrain-on-drift"]
+    assert triggers == ["retrain-on-drift", "retrain-on-sustained-degradation"]
 
 
 def test_prefect_yaml_trigger_is_a_valid_prefect_trigger():
@@ -179,9 +220,13 @@ def test_prefect_yaml_trigger_is_a_valid_prefect_trigger():
     from pydantic import TypeAdapter
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    (raw,) = next(d for d in spec["deployments"] if d["name"] == "retrain")["triggers"]
-    trigger = TypeAdapter(DeploymentTriggerTypes).validate_python(raw)
-    assert trigger.expect == {LoopEvent.drift_detected} and trigger.enabled
+    raws = next(d for d in spec["deployments"] if d["name"] == "retrain")["triggers"]
+    triggers = [TypeAdapter(DeploymentTriggerTypes).validate_python(raw) for raw in raws]
+    assert [t.expect for t in triggers] == [
+        {LoopEvent.drift_detected},
+        {LoopEvent.degradation_sustained},
+    ]
+    assert all(t.enabled for t in triggers)
     pools = {d["work_pool"]["name"] for d in spec["deployments"]}
     assert pools == {"ia-continu"}  # docker/worker-entrypoint.sh creates and serves it
 
