@@ -7,6 +7,7 @@ object itself, so the documentation cannot drift from the code.
 
 from __future__ import annotations
 
+import json
 import sys
 
 from pydantic import SecretStr
@@ -24,6 +25,8 @@ def rows() -> list[tuple[str, str, str]]:
             shown = ""
         elif hasattr(default, "value"):
             shown = str(default.value)
+        elif isinstance(default, tuple | list):  # what the variable takes: a JSON list
+            shown = json.dumps([int(v) if float(v).is_integer() else v for v in default])
         else:
             shown = str(default)
         out.append((PREFIX + name.upper(), shown, field.description or ""))
