@@ -89,6 +89,46 @@ def publish_table(model: str, reports: list[WindowReport]) -> None:
     )
 
 
+@task(cache_policy=NO_CACHE)
+def estimate(settings: Settings, engine: Engine, hours: int) -> dict[str, Any] | None:
+    """The window's estimated metric beside the realised one (CBPE or DLE, per version), kept
+    in ``performance_estimates`` and shown as a table artifact. Estimates are context, never
+    a reason for this flow to fail: None (with a warning) when they cannot be computed."""
+    from ia_continu.watch.estimates import estimate_recent, record_estimates
+
+    try:
+        with session_scope(engine) as session:
+            found = estimate_recent(session, settings, hours)
+            record_estimates(session, found)
+    except Exception as exc:
+        get_run_logger().warning("no performance estimate this run: %s", exc)
+        return None
+    create_table_artifact(
+        key=artifact_key("ia-continu-estimates", settings.family),
+        table=[
+            {
+                "version": v.model_version,
+                "method": v.method or "unavailable",
+                "metric": found.metric,
+                "rows": v.rows,
+                "waiting": v.pending_rows,
+                "estimated": _rounded(v.estimated),
+                "estimated (waiting)": _rounded(v.estimated_pending),
+                "realised": _rounded(v.realised),
+                "estimation error": _rounded(v.estimation_error),
+            }
+            for v in found.versions
+        ],
+        description=f"{settings.family}: {found.metric} estimated before outcomes, "
+        f"beside the realised one, over {hours} h",
+    )
+    return found.model_dump()
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def degraded_alert(settings: Settings, report: WindowReport, version: str | None) -> Alert:
     return Alert(
         f"Model performance below thresholds ({settings.family})",
@@ -153,6 +193,7 @@ def monitor_performance(alert_window: str = "24h", model: str | None = None) -> 
     settings = model_view(model)
     with run_engine(settings) as engine:
         reports = [window(settings, engine, name, hours) for name, hours in WINDOWS.items()]
+        estimated = estimate(settings, engine, WINDOWS[alert_window])
         with session_scope(engine) as session:
             version = registry.champion_version(session, settings.family)
         streak = sustained(settings, engine, version)
@@ -192,6 +233,7 @@ def monitor_performance(alert_window: str = "24h", model: str | None = None) -> 
         "crossed": crossed_now,
         "event_id": event_id,
         "alerted": alerted,
+        "estimates": estimated,
         "sustained": streak,
         "sustained_event_id": sustained_event,
     }
