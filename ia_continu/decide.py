@@ -138,7 +138,16 @@ def judge_window(window: WindowFigures, settings: Settings, rules: TaskRules) ->
         figures, source = window.estimated, "estimated"
     else:
         return WindowVerdict(window.start, "unknown", labelled, [])
-    reasons = [r for limit in rules.retrain_limits if (r := _worse(limit, figures, settings))]
+    limits = rules.retrain_limits
+    if source == "estimated":
+        # An estimator gives one figure (CBPE: accuracy, DLE: MAE), not always a retrain
+        # limit's (a regressor's R² and RMSE): the estimate is judged against its own limit.
+        limits = tuple(
+            limit
+            for limit in (*rules.retrain_limits, *rules.performance_limits)
+            if getattr(figures, limit.figure) is not None
+        )
+    reasons = [r for limit in limits if (r := _worse(limit, figures, settings))]
     return WindowVerdict(window.start, source, labelled, reasons)
 
 

@@ -242,3 +242,19 @@ def test_a_declaration_sets_its_own_k_and_window_length(tmp_path):
         assert (iris_view.degradation_windows, iris_view.degradation_window_hours) == (3, 8.0)
     finally:
         reload_catalog()
+
+
+def test_a_regressor_s_estimated_window_is_judged_on_its_estimated_mae():
+    # DLE estimates the MAE, not R² nor RMSE: the estimate meets the MAE limit instead.
+    from ia_continu.decide import WindowFigures
+
+    pending = Figures(labeled_count=3)
+    windows = [WindowFigures(f"w{i}", pending, Figures(mae=3.4)) for i in range(3)]
+    d = decide_retrain(
+        drift=False, metrics=Figures(), settings=K3, rules=REGRESSION, windows=windows
+    )
+    assert d.retrain and d.reason.endswith("mae 3.400 > 3.0 (estimated)")
+    fine = [WindowFigures(f"w{i}", pending, Figures(mae=2.0)) for i in range(3)]
+    assert not decide_retrain(
+        drift=False, metrics=Figures(), settings=K3, rules=REGRESSION, windows=fine
+    ).retrain

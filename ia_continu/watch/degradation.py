@@ -9,6 +9,7 @@ reads the database.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -19,6 +20,8 @@ from ia_continu.families import ModelFamily
 from ia_continu.store.tables import utcnow
 from ia_continu.watch.quality import Figures, figures_between
 
+log = logging.getLogger(__name__)
+
 
 def window_bounds(settings: Settings, now: datetime) -> list[tuple[datetime, datetime]]:
     """``[start, end)`` of each window, oldest first; the last one ends at ``now``."""
@@ -28,11 +31,23 @@ def window_bounds(settings: Settings, now: datetime) -> list[tuple[datetime, dat
 
 
 def estimated_figures(
-    session: Session, settings: Settings, start: datetime, end: datetime
+    session: Session, settings: Settings, version: str, start: datetime, end: datetime
 ) -> Figures | None:
-    """The estimated figures of the window's rows still waiting for outcomes, or None
-    (no estimator for this model, or nothing to estimate)."""
-    return None
+    """The champion's estimated figure over the window (``ia_continu.watch.estimates``: CBPE's
+    accuracy for a classifier, DLE's MAE for a regressor), or None: no row, no estimator for
+    that version, or the estimator failed (an estimate informs the rule; it never breaks it)."""
+    from ia_continu.watch.estimates import estimate_window
+
+    try:
+        found = estimate_window(session, settings, start, end)
+    except Exception:
+        log.warning("no estimate of %s over %s..%s", settings.family, start, end, exc_info=True)
+        return None
+    mine = [v for v in found.versions if v.model_version == version] if found else []
+    if not mine or mine[0].status != "ok" or mine[0].estimated is None:
+        return None
+    figure = "accuracy_rate" if found and found.metric == "accuracy" else "mae"
+    return Figures(count=mine[0].rows, **{figure: mine[0].estimated})
 
 
 def recent_windows(
@@ -48,11 +63,12 @@ def recent_windows(
         return []
     out = []
     for start, end in window_bounds(settings, now or utcnow()):
-        out.append(
-            WindowFigures(
-                start=start.isoformat(),
-                realised=figures_between(session, family, start, end, version=version),
-                estimated=estimated_figures(session, settings, start, end),
-            )
+        realised = figures_between(session, family, start, end, version=version)
+        # Estimates cost a read of the window's rows: only where the outcomes are too few.
+        estimated = (
+            estimated_figures(session, settings, version, start, end)
+            if realised.labeled_count < settings.degradation_min_labelled
+            else None
         )
+        out.append(WindowFigures(start.isoformat(), realised, estimated))
     return out
