@@ -162,3 +162,4 @@ prediction_label  # unused variable (ia_continu/watch/quality.py: a field of Pre
 actual_label  # unused variable (ia_continu/watch/quality.py: a field of PredictionRecord)
 window_start  # unused variable (ia_continu/store/tables.py: a column of performance_estimates)
 window_end  # unused variable (ia_continu/store/tables.py: a column of performance_estimates)
+performance_estimates  # unused function (api/routes/monitoring.py: route GET .../estimates)
