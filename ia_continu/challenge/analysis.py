@@ -1,0 +1,492 @@
+"""The live comparison of a challenger with the champion: figures, test, verdict.
+
+``compare`` reads the arm's window of the prediction log and says what should happen
+(advance, hold or abort) and why, with every number behind it; it changes nothing (the
+analysis flow applies the verdict through ``arms``, and the API shows it as it stands).
+
+The window: a canary step is judged on its own rows (since ``step_started_at``: each share
+of traffic proves itself), a shadow phase on all of its rows (since ``started_at``). The
+rows are those logged with the arm's version as ``challenger_version``.
+
+The verdict, in this order:
+
+1. Guardrails (once the challenger has ``GUARDRAIL_MIN_ROWS`` requests), each aborts at
+   once: its error rate (assigned rows it did not answer itself), its mean latency against
+   the champion's, the share of its rows the fallback answered.
+2. Fewer than ``min_labelled`` outcomes in either arm: hold. Too few outcomes never pass.
+3. The test (``stats``) on the model's gate metric, with the model's ``promotion_margin`` m
+   as non-inferiority margin (the same tolerance as the offline gate): challenger
+   significantly worse by more than m -> abort; significantly not worse by more than m ->
+   advance, unless the step is younger than ``min_step_minutes`` (hold); else hold.
+4. An arm older than ``max_hours`` that would still hold is aborted: expired.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from ia_continu.challenge import stats
+from ia_continu.challenge.policy import ChallengerPolicy
+from ia_continu.config import Settings
+from ia_continu.families import ModelFamily, get_family
+from ia_continu.learn.registry import UtcTimestamp
+from ia_continu.serve.bucketing import in_challenger_sample
+from ia_continu.store.tables import ChallengerArm, PredictionLog, utcnow
+from ia_continu.vocab import Arm, ArmMode, Decision, ServedBy
+
+P = PredictionLog
+Verdict = Literal["advance", "hold", "abort"]
+
+# A guardrail judges a rate only on this many of the challenger's requests: one failure in
+# the first three rows is not a 33 % error rate.
+GUARDRAIL_MIN_ROWS = 20
+
+
+class ArmFigures(BaseModel):
+    """One arm over the window."""
+
+    version: str | None
+    rows: int = Field(0, description="requests assigned to this arm (shadow: rows scored)")
+    labelled: int = Field(0, description="of them, with an outcome (shadow: paired rows)")
+    metric: float | None = Field(None, description="the gate metric on the labelled rows")
+    error_rate: float | None = Field(
+        None, description="share of its rows the model failed on (answered by another)"
+    )
+    fallback_share: float | None = Field(None, description="share answered by the fallback")
+    latency_ms: float | None = Field(None, description="mean time per row it answered")
+
+
+class Comparison(BaseModel):
+    """Challenger against champion on the arm's window, and what the analysis concludes."""
+
+    family: str
+    arm_id: int
+    version: str
+    champion_version: str | None
+    mode: ArmMode
+    step: int
+    percentage: float
+    window_start: UtcTimestamp
+    window_end: UtcTimestamp
+    metric: str = Field(description="the model's gate metric")
+    higher_is_better: bool
+    margin: float = Field(description="non-inferiority margin, in the metric's units")
+    alpha: float
+    min_labelled: int
+    champion: ArmFigures
+    challenger: ArmFigures
+    test: str | None = Field(None, description="the statistical test run (None: not enough rows)")
+    p_value: float | None = Field(None, description="two-sided p-value of 'no difference'")
+    p_not_worse: float | None = Field(
+        None, description="one-sided p-value of 'challenger worse by more than the margin'"
+    )
+    p_worse: float | None = Field(
+        None, description="one-sided p-value of 'challenger no worse than the margin'"
+    )
+    difference: float | None = Field(
+        None, description="challenger's metric minus champion's, in the metric's units"
+    )
+    ci_low: float | None = Field(None, description="(1 - 2 alpha) interval of the difference")
+    ci_high: float | None = None
+    verdict: Verdict
+    reason: str
+    guardrail: str | None = Field(None, description="the guardrail that tripped, if any")
+    promotes: bool = Field(description="advancing now makes the challenger champion")
+
+    def numbers(self) -> dict[str, Any]:
+        """The figures for the audit row and the arm's last verdict (JSON, finite)."""
+        out: dict[str, Any] = {
+            "metric": self.metric,
+            "champion_metric": self.champion.metric,
+            "challenger_metric": self.challenger.metric,
+            "champion_labelled": self.champion.labelled,
+            "challenger_labelled": self.challenger.labelled,
+            "champion_rows": self.champion.rows,
+            "challenger_rows": self.challenger.rows,
+            "challenger_error_rate": self.challenger.error_rate,
+            "challenger_fallback_share": self.challenger.fallback_share,
+            "champion_latency_ms": self.champion.latency_ms,
+            "challenger_latency_ms": self.challenger.latency_ms,
+            "test": self.test,
+            "p_value": self.p_value,
+            "p_not_worse": self.p_not_worse,
+            "p_worse": self.p_worse,
+            "difference": self.difference,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "margin": self.margin,
+            "alpha": self.alpha,
+            "guardrail": self.guardrail,
+            "window_start": self.window_start.isoformat(),
+        }
+        return {k: _finite(v) for k, v in out.items()}
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+# --- reading the window ----------------------------------------------------------------------
+
+
+def window_start(arm: ChallengerArm) -> datetime:
+    return arm.step_started_at if arm.mode == ArmMode.canary else arm.started_at
+
+
+def _in_window(arm: ChallengerArm, start: datetime, end: datetime) -> Any:
+    return and_(
+        P.family == arm.family,
+        P.challenger_version == arm.version,
+        P.created_at >= start,
+        P.created_at <= end,
+    )
+
+
+def _champion_failures(session: Session, arm: ChallengerArm, start: datetime, end: datetime) -> int:
+    # The champion's failed ML rows carry no arm (the fallback answered them): counted by
+    # their decision over the same time.
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                P.family == arm.family,
+                P.created_at >= start,
+                P.created_at <= end,
+                P.arm.is_(None),
+                P.decision == Decision.fallback_error,
+            )
+        )
+        or 0
+    )
+
+
+def _canary_figures(
+    session: Session, arm: ChallengerArm, start: datetime, end: datetime
+) -> tuple[ArmFigures, ArmFigures]:
+    own = and_(P.served_by == ServedBy.ml, P.model_version == arm.version)
+    rows = session.execute(
+        select(
+            P.arm,
+            func.count(),
+            func.sum(case((own, 1), else_=0)),
+            func.sum(case((P.served_by == ServedBy.fallback, 1), else_=0)),
+            func.avg(case((P.arm == Arm.champion, P.latency_ms), (own, P.latency_ms))),
+        )
+        .where(_in_window(arm, start, end), P.arm.is_not(None))
+        .group_by(P.arm)
+    ).all()
+    by_arm = {r[0]: r for r in rows}
+    ch = by_arm.get(Arm.challenger)
+    cp = by_arm.get(Arm.champion)
+    challenger = ArmFigures(version=arm.version)
+    if ch is not None and ch[1]:
+        n, answered, fallback = int(ch[1]), int(ch[2] or 0), int(ch[3] or 0)
+        challenger = ArmFigures(
+            version=arm.version,
+            rows=n,
+            error_rate=1 - answered / n,
+            fallback_share=fallback / n,
+            latency_ms=None if ch[4] is None else float(ch[4]),
+        )
+    champion = ArmFigures(version=arm.champion_version)
+    failures = _champion_failures(session, arm, start, end)
+    n0 = int(cp[1]) if cp is not None else 0
+    if n0 + failures:
+        champion = ArmFigures(
+            version=arm.champion_version,
+            rows=n0,
+            error_rate=failures / (n0 + failures),
+            fallback_share=failures / (n0 + failures),
+            latency_ms=None if cp is None or cp[4] is None else float(cp[4]),
+        )
+    return champion, challenger
+
+
+def _shadow_figures(
+    session: Session, arm: ChallengerArm, start: datetime, end: datetime
+) -> tuple[ArmFigures, ArmFigures]:
+    # Which champion rows the challenger was meant to score is the sticky sample of their
+    # request ids: a sampled row without its answer is one the challenger failed on.
+    rows = session.execute(
+        select(P.request_id, P.challenger_prediction.is_not(None), P.latency_ms).where(
+            _in_window(arm, start, end), P.arm == Arm.champion
+        )
+    ).all()
+    sampled = scored = 0
+    lat_scored: list[float] = []
+    lat_alone: list[float] = []
+    for request_id, has_answer, latency in rows:
+        if has_answer:
+            scored += 1
+            sampled += 1
+            lat_scored.append(latency)
+        elif in_challenger_sample(request_id, arm.shadow_rate):
+            sampled += 1
+        else:
+            lat_alone.append(latency)
+    alone = float(np.mean(lat_alone)) if lat_alone else None
+    # A shadowed request runs both models: the challenger's own time is what it adds.
+    extra = max(float(np.mean(lat_scored)) - alone, 0.0) if lat_scored and alone else None
+    failures = _champion_failures(session, arm, start, end)
+    champion = ArmFigures(
+        version=arm.champion_version,
+        rows=len(rows),
+        error_rate=failures / (len(rows) + failures) if rows or failures else None,
+        fallback_share=failures / (len(rows) + failures) if rows or failures else None,
+        latency_ms=alone,
+    )
+    challenger = ArmFigures(
+        version=arm.version,
+        rows=sampled,
+        error_rate=(1 - scored / sampled) if sampled else None,
+        fallback_share=0.0 if sampled else None,  # it never answers in shadow
+        latency_ms=extra,
+    )
+    return champion, challenger
+
+
+def _labelled(
+    session: Session, arm: ChallengerArm, start: datetime, end: datetime
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Canary: (challenger predictions, their outcomes, champion predictions, outcomes) of
+    the rows each answered itself. Shadow: the paired rows (both answers, one outcome)."""
+    if arm.mode == ArmMode.shadow:
+        paired = session.execute(
+            select(P.challenger_prediction, P.prediction, P.actual).where(
+                _in_window(arm, start, end),
+                P.arm == Arm.champion,
+                P.challenger_prediction.is_not(None),
+                P.actual.is_not(None),
+            )
+        ).all()
+        a = np.array(paired, dtype=np.float64).reshape(-1, 3)
+        return a[:, 0], a[:, 2], a[:, 1], a[:, 2]
+    rows = session.execute(
+        select(P.arm, P.prediction, P.actual).where(
+            _in_window(arm, start, end),
+            P.actual.is_not(None),
+            P.served_by == ServedBy.ml,
+            or_(
+                and_(P.arm == Arm.challenger, P.model_version == arm.version),
+                P.arm == Arm.champion,
+            ),
+        )
+    ).all()
+    is_challenger = np.array([r[0] == Arm.challenger for r in rows], dtype=bool)
+    values = np.array([(r[1], r[2]) for r in rows], dtype=np.float64).reshape(-1, 2)
+    c, o = values[is_challenger], values[~is_challenger]
+    return c[:, 0], c[:, 1], o[:, 0], o[:, 1]
+
+
+# --- the metric and its test -----------------------------------------------------------------
+
+
+def _metric(family: ModelFamily, metric: str, pred: np.ndarray, actual: np.ndarray) -> float | None:
+    if len(pred) == 0:
+        return None
+    if metric == "accuracy":
+        return float(np.mean(family.accurate(pred, actual)))
+    if metric == "mae":
+        return float(np.mean(np.abs(pred - actual)))
+    if metric == "rmse":
+        return float(np.sqrt(np.mean((pred - actual) ** 2)))
+    value = family.evaluate(actual, pred).get(metric)
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _test(
+    family: ModelFamily,
+    metric: str,
+    paired: bool,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    champion_metric: float,
+    margin: float,
+    alpha: float,
+) -> tuple[stats.TestOutcome, Any]:
+    """The test fit for the metric and the design; returns it and a function mapping a gain
+    (test units) to the difference challenger - champion (metric units)."""
+    p1, y1, p0, y0 = data
+    if metric == "accuracy":
+        a1 = family.accurate(p1, y1).astype(bool)
+        a0 = family.accurate(p0, y0).astype(bool)
+        if paired:
+            b, c = int(np.sum(a1 & ~a0)), int(np.sum(a0 & ~a1))
+            out = stats.mcnemar(b, c, len(a1), margin=margin, alpha=alpha)
+        else:
+            out = stats.two_proportions(
+                int(a1.sum()), len(a1), int(a0.sum()), len(a0), margin=margin, alpha=alpha
+            )
+        return out, lambda g: g
+    if metric in ("mae", "rmse"):
+        # Scores: minus the row's loss, so higher is better as for every gain.
+        power = 1 if metric == "mae" else 2
+        s1, s0 = -(np.abs(p1 - y1) ** power), -(np.abs(p0 - y0) ** power)
+        if metric == "mae":
+            m, to_difference = margin, lambda g: -g
+        else:
+            # RMSE is not a mean: its square is. rmse1 <= rmse0 + m  <=>  gain in MSE >=
+            # -((rmse0 + m)^2 - rmse0^2), with the champion's RMSE as the reference.
+            m = (champion_metric + margin) ** 2 - champion_metric**2
+
+            def to_difference(g: float) -> float:
+                return math.sqrt(max(champion_metric**2 - g, 0.0)) - champion_metric
+
+        if paired:
+            out = stats.paired(s1 - s0, margin=m, alpha=alpha)
+        else:
+            out = stats.welch(s1, s0, margin=m, alpha=alpha)
+        return out, to_difference
+    sign = 1.0 if family.higher_is_better else -1.0
+
+    def gain_of(i1: np.ndarray, i0: np.ndarray) -> float:
+        new = _metric(family, metric, p1[i1], y1[i1])
+        old = _metric(family, metric, p0[i0], y0[i0])
+        return math.nan if new is None or old is None else sign * (new - old)
+
+    out = stats.bootstrap(gain_of, len(p1), len(p0), is_paired=paired, margin=margin, alpha=alpha)
+    return out, lambda g: sign * g
+
+
+# --- the verdict ------------------------------------------------------------------------------
+
+
+def compare(
+    session: Session, settings: Settings, arm: ChallengerArm, now: datetime | None = None
+) -> Comparison:
+    """Judge ``arm`` on its window (``settings``: the model's view, ``model_settings``)."""
+    now = now or utcnow()
+    policy = ChallengerPolicy.of(settings)
+    family = get_family(settings.family, settings)
+    metric = family.primary_metric
+    margin = settings.promotion_margin
+    start = window_start(arm)
+    if arm.mode == ArmMode.shadow:
+        champion, challenger = _shadow_figures(session, arm, start, now)
+    else:
+        champion, challenger = _canary_figures(session, arm, start, now)
+    data = _labelled(session, arm, start, now)
+    paired = arm.mode == ArmMode.shadow
+    challenger.labelled, champion.labelled = len(data[0]), len(data[2])
+    challenger.metric = _metric(family, metric, data[0], data[1])
+    champion.metric = _metric(family, metric, data[2], data[3])
+
+    base: dict[str, Any] = {
+        "family": arm.family,
+        "arm_id": arm.id,
+        "version": arm.version,
+        "champion_version": arm.champion_version,
+        "mode": ArmMode(arm.mode),
+        "step": arm.step,
+        "percentage": arm.percentage,
+        "window_start": start,
+        "window_end": now,
+        "metric": metric,
+        "higher_is_better": family.higher_is_better,
+        "margin": margin,
+        "alpha": policy.alpha,
+        "min_labelled": policy.min_labelled,
+        "champion": champion,
+        "challenger": challenger,
+        "promotes": _promotes(arm, policy),
+    }
+
+    def verdict(v: Verdict, reason: str, guardrail: str | None = None, **more: Any) -> Comparison:
+        if v == "hold" and now - arm.started_at >= timedelta(hours=policy.max_hours):
+            v, reason = "abort", f"expired: inconclusive after {policy.max_hours:g} h ({reason})"
+        return Comparison(**base, **more, verdict=v, reason=reason, guardrail=guardrail)
+
+    if (tripped := _guardrail(policy, champion, challenger)) is not None:
+        return verdict("abort", tripped[1], tripped[0])
+    need = policy.min_labelled
+    if challenger.labelled < need or champion.labelled < need:
+        return verdict(
+            "hold",
+            f"too few outcomes: {challenger.labelled} challenger and {champion.labelled} "
+            f"champion {'paired ' if paired else ''}rows labelled, {need} needed in each",
+        )
+    if champion.metric is None or challenger.metric is None:
+        return verdict("hold", f"the {metric} of the window cannot be computed")
+    out, to_difference = _test(family, metric, paired, data, champion.metric, margin, policy.alpha)
+    lo, hi = sorted((to_difference(out.low), to_difference(out.high)))
+    found = {
+        "test": out.test,
+        "p_value": _finite(out.p_value),
+        "p_not_worse": _finite(out.p_not_worse),
+        "p_worse": _finite(out.p_worse),
+        "difference": challenger.metric - champion.metric,
+        "ci_low": _finite(lo),
+        "ci_high": _finite(hi),
+    }
+    said = (
+        f"{metric} {challenger.metric:.4g} (challenger, {challenger.labelled} rows) against "
+        f"{champion.metric:.4g} (champion, {champion.labelled} rows), {out.test}"
+    )
+    if out.p_worse < policy.alpha:
+        return verdict(
+            "abort",
+            f"significantly worse: {said}, p={out.p_worse:.3g} < {policy.alpha:g} "
+            f"(margin {margin:g})",
+            **found,
+        )
+    if out.p_not_worse < policy.alpha:
+        age = now - arm.step_started_at
+        if age < timedelta(minutes=policy.min_step_minutes):
+            return verdict(
+                "hold",
+                f"not worse ({said}) but the step is {age.total_seconds() / 60:.1f} min old, "
+                f"{policy.min_step_minutes:g} min needed",
+                **found,
+            )
+        return verdict(
+            "advance",
+            f"not worse than the champion by more than {margin:g}: {said}, "
+            f"p={out.p_not_worse:.3g} < {policy.alpha:g}",
+            **found,
+        )
+    return verdict(
+        "hold",
+        f"inconclusive: {said}, p(not worse)={out.p_not_worse:.3g}, "
+        f"p(worse)={out.p_worse:.3g}, alpha {policy.alpha:g}",
+        **found,
+    )
+
+
+def _guardrail(
+    policy: ChallengerPolicy, champion: ArmFigures, challenger: ArmFigures
+) -> tuple[str, str] | None:
+    if challenger.rows < GUARDRAIL_MIN_ROWS:
+        return None
+    if challenger.error_rate is not None and challenger.error_rate > policy.max_error_rate:
+        return "error_rate", (
+            f"guardrail: the challenger failed on {challenger.error_rate:.1%} of its "
+            f"{challenger.rows} rows (max {policy.max_error_rate:.1%})"
+        )
+    if (
+        challenger.latency_ms is not None
+        and champion.latency_ms
+        and challenger.latency_ms > policy.max_latency_ratio * champion.latency_ms
+    ):
+        return "latency", (
+            f"guardrail: the challenger takes {challenger.latency_ms:.3g} ms a row against "
+            f"the champion's {champion.latency_ms:.3g} ms (max x{policy.max_latency_ratio:g})"
+        )
+    share = challenger.fallback_share
+    if share is not None and share > policy.max_fallback_share:
+        return "fallback_share", (
+            f"guardrail: the fallback answered {challenger.fallback_share:.1%} of the "
+            f"challenger's rows (max {policy.max_fallback_share:.1%})"
+        )
+    return None
+
+
+def _promotes(arm: ChallengerArm, policy: ChallengerPolicy) -> bool:
+    """Would advancing make the challenger champion (the step an approval guards)?"""
+    if arm.mode == ArmMode.shadow:
+        return arm.policy != "shadow-then-canary"
+    return arm.step + 1 >= len(policy.steps)
