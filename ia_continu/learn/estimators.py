@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import zipfile
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -227,9 +228,13 @@ def fit_estimator(
 # --- stored form ---------------------------------------------------------------------------
 
 
-# (model, version, record id) -> the loaded estimator: a stored record never changes (a
-# replaced one has a new id), so loading its skops bytes once per process is enough.
-_cache: dict[tuple[str, str, int], PerformanceEstimator] = {}
+# (database, model, version, record id) -> the loaded estimator: a stored record never
+# changes (a replaced one has a new id), so loading its skops bytes once per process is
+# enough. Only the versions read lately are kept (a window holds one or two: champion and
+# challenger).
+_cache: dict[tuple[str, str, str, int], PerformanceEstimator] = {}
+_cache_lock = threading.Lock()
+CACHED_ESTIMATORS = 16
 
 
 def save_estimator(session: Session, family: str, version: str, est: PerformanceEstimator) -> None:
@@ -262,17 +267,22 @@ def load_estimator(session: Session, family: str, version: str) -> PerformanceEs
     ).scalar_one_or_none()
     if found is None:
         return None
-    key = (family, version, found)
-    if key not in _cache:
+    key = (str(session.get_bind().engine.url), family, version, found)
+    cached = _cache.get(key)
+    if cached is None:
         record = session.get(EstimatorRecord, found)
         if record is None:
             return None
         try:
-            _cache[key] = _from_record(record)
+            loaded = _from_record(record)
         except Exception as exc:  # a bad record is "no estimate", not a failed request
             log.warning("estimator of %s version %s unreadable: %s", family, version, exc)
             return None
-    return _cache[key]
+        with _cache_lock:
+            while len(_cache) >= CACHED_ESTIMATORS:
+                del _cache[next(iter(_cache))]  # the oldest entry
+            _cache[key] = cached = loaded
+    return cached
 
 
 def _from_record(record: EstimatorRecord) -> PerformanceEstimator:
