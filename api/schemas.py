@@ -15,13 +15,16 @@ from pydantic import (
     StrictInt,
 )
 
+from ia_continu.challenge.analysis import Comparison
 from ia_continu.learn.registry import (
     Champion,
     ChampionChange,
     ChampionHistoryEntry,
+    ModelEventRecord,
     ModelVersionInfo,
+    UtcTimestamp,
 )
-from ia_continu.vocab import Decision, ServedBy
+from ia_continu.vocab import ArmMode, ArmStatus, Decision, ServedBy
 
 # A feature: finite, and bounded so that no int is too large for a float and no product in
 # a model overflows. Each family's validate() applies its own, tighter, domain bounds.
@@ -343,3 +346,98 @@ class RolloutChangePublic(BaseModel):
     success: bool
     message: str
     status: RolloutStatusPublic
+
+
+# --- the challenger arm (/challenger) ------------------------------------------------------
+
+
+class ChallengerStartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = Field(
+        min_length=1, max_length=50, description="a registered version (GET /models)"
+    )
+    reason: Text = Field("started by an operator", max_length=500)
+
+
+class ChallengerActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text = Field(min_length=1, max_length=500, description="why, for the audit log")
+
+
+class ChallengerPolicyPublic(BaseModel):
+    """How this model's challengers are judged live (its settings view, or its declaration's
+    ``[challenger]`` section)."""
+
+    name: Literal["direct", "shadow", "canary", "shadow-then-canary"]
+    steps: list[float] = Field(description="canary shares of the ML traffic, %")
+    shadow_rate: float
+    min_labelled: int
+    alpha: float
+    min_step_minutes: float
+    max_hours: float
+    max_error_rate: float
+    max_latency_ratio: float
+    max_fallback_share: float
+    approval: bool
+    approval_timeout_minutes: float
+    watch_hours: float
+    rollback_margin: float
+
+
+class ChallengerArmPublic(BaseModel):
+    """One challenger arm: live, or how it ended."""
+
+    id: int
+    version: str
+    champion_version: str | None
+    policy: str
+    mode: ArmMode
+    step: int = Field(description="canary step index; -1 in shadow")
+    percentage: float = Field(description="share of the ML traffic the challenger answers, %")
+    shadow_rate: float
+    status: ArmStatus
+    reason: str
+    last_verdict: dict[str, Any] | None = Field(
+        description="the last analysis' verdict (advance, hold or abort), its reason and numbers"
+    )
+    started_at: UtcTimestamp
+    step_started_at: UtcTimestamp
+    ended_at: UtcTimestamp | None
+
+
+class ChallengerPublic(BaseModel):
+    """The model's challenger arm: the live one, its comparison and the recent ones."""
+
+    model: str
+    champion_version: str | None
+    policy: ChallengerPolicyPublic
+    active: ChallengerArmPublic | None = Field(description="the live arm; null if none")
+    served_challenger: str | None = Field(
+        description="the challenger version this API process has loaded (null: none, or it "
+        "failed to load: see challenger_error)"
+    )
+    challenger_error: str | None
+    comparison: Comparison | None = Field(
+        description="the live comparison of the two arms on the same window (per-arm "
+        "figures, test, p-value, difference, the verdict the analysis would give now); "
+        "null without a live arm"
+    )
+    comparison_error: str | None = Field(
+        None, description="why the comparison could not be computed, if it failed"
+    )
+    last_verdict: dict[str, Any] | None = Field(
+        description="the newest arm's last verdict, live or ended"
+    )
+    recent: list[ChallengerArmPublic] = Field(description="newest first")
+    steps: list[ModelEventRecord] = Field(
+        description="the audit rows of the challenger steps (started, advanced, held, "
+        "aborted, promoted, auto_rollback), newest first"
+    )
+
+
+class ChallengerChangePublic(BaseModel):
+    """The answer of a start, abort or advance."""
+
+    message: str
+    outcome: Literal["started", "aborted", "step", "promoted"]
+    status: ChallengerPublic

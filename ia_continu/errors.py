@@ -14,6 +14,8 @@
     │   ├── NothingToRollBack          no earlier champion
     │   ├── NoDatasetYet               retrain before any data exists
     │   ├── NoSimulator                /generate for a model that only learns from imports
+    │   ├── NoLiveChallenger           abort/advance with no challenger arm live
+    │   ├── ChallengerRefused          a challenger the model's policy or state does not allow
     │   └── DuplicateDataset           the same file imported twice for one model
     └── Unavailable               503  the service cannot answer now
         └── ModelFailure               ML failed and the rollout says not to fall back
@@ -81,6 +83,14 @@ class NoDatasetYet(Conflict, LookupError):
 
 class NoSimulator(Conflict):
     """``/generate`` for a model without a simulator: its data must be imported."""
+
+
+class NoLiveChallenger(Conflict):
+    """No challenger arm is live for this model (nothing to abort or advance)."""
+
+
+class ChallengerRefused(Conflict):
+    """A challenger the model cannot take: its policy is direct, or it is the champion."""
 
 
 class VersionNeedsFeature(Conflict):
