@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import errors
 from api.deps import model_in_path
+from api.fastpath import PredictFastPath
 from api.guards import BodySizeLimit
 from api.metrics import HttpMetricsMiddleware
 from api.routes import (
@@ -60,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added first, so it runs inside the metrics middleware: a 413 is counted too.
     app.add_middleware(BodySizeLimit)
     app.add_middleware(HttpMetricsMiddleware)
+    # Outermost: answers the ordinary one-row /predict itself (metrics included) and hands
+    # everything else on, untouched, to the two above and FastAPI (api/fastpath.py).
+    app.add_middleware(PredictFastPath)
     # The default model (IA_CONTINU_FAMILY) at the first API's paths...
     for router, prefix in (
         (health.router, ""),

@@ -161,6 +161,25 @@ http_duration = Histogram(
 )
 
 
+# Labelled children by their labels, as for the prediction series above.
+_http_counts: dict[tuple[str, str, int], Any] = {}
+_http_durations: dict[tuple[str, str], Any] = {}
+
+
+def record_http(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request under its route template (also api/fastpath.py's)."""
+    count = _http_counts.get((method, route, status))
+    if count is None:
+        count = _http_counts[method, route, status] = http_requests.labels(
+            method, route, str(status)
+        )
+    count.inc()
+    duration = _http_durations.get((method, route))
+    if duration is None:
+        duration = _http_durations[method, route] = http_duration.labels(method, route)
+    duration.observe(seconds)
+
+
 class HttpMetricsMiddleware:
     """Pure ASGI middleware (no BaseHTTPMiddleware: it would cost a task per request).
 
@@ -179,11 +198,12 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status_holder = {"code": 500}
+        status = 500
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder["code"] = message["status"]
+                status = message["status"]
             await send(message)
 
         try:
@@ -191,6 +211,4 @@ class HttpMetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            http_requests.labels(method, path, str(status_holder["code"])).inc()
-            http_duration.labels(method, path).observe(time.perf_counter() - started)
+            record_http(scope.get("method", "GET"), path, status, time.perf_counter() - started)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
 
 from api.deps import ModelDep, PredictLimit
+from api.runtime import ModelService
 from api.schemas import (
     PredictBatchPublic,
     PredictBatchRequest,
@@ -37,19 +38,40 @@ router = APIRouter(tags=["predict"])
 )
 async def predict(body: PredictRequest, model: ModelDep) -> Response:
     # Domain errors propagate (InvalidFeatures: 422, ModelFailure: 503): api/errors.py maps them.
-    family = model.family
-    X = row_matrix(body.features, family)
+    # Most calls never reach this handler: api/fastpath.py answers the well-formed ones with
+    # the same answer_one; this route answers everything else, and documents the endpoint.
     ctx = body.context or body
-    context = Context(
-        [body.request_id], [ctx.booking_id or body.booking_id], [ctx.driver_id or body.driver_id]
+    answer = answer_one(
+        model,
+        body.features,
+        body.request_id,
+        ctx.booking_id or body.booking_id,
+        ctx.driver_id or body.driver_id,
     )
+    return Response(answer, media_type="application/json")
+
+
+def answer_one(
+    model: ModelService,
+    features: list[Any] | dict[str, Any],
+    request_id: str | None,
+    booking_id: str | None,
+    driver_id: str | None,
+) -> bytes:
+    """The JSON answer to one validated row: what ``POST /predict`` sends, on either path."""
+    family = model.family
+    X = row_matrix(features, family)
+    context = Context([request_id], [booking_id], [driver_id])
     result = model.predictor.predict(X, context).row(0)
     if not math.isfinite(result["prediction"]):
         raise _no_finite_answer()
     result["prediction"] = family.label(result["prediction"])
     # Serialised directly: the answer is built by our code from validated inputs, and
     # re-validating it against the response model cost more than the scoring itself.
-    return _json_response(result)
+    try:
+        return json.dumps(result, allow_nan=False).encode()
+    except ValueError:
+        raise _no_finite_answer() from None
 
 
 def _no_finite_answer() -> InvalidFeatures:
