@@ -17,6 +17,7 @@ from api.guards import BodySizeLimit
 from api.metrics import HttpMetricsMiddleware
 from api.routes import (
     actuals,
+    challenger,
     dashboard,
     datasets,
     declared,
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (retrain.router, ""),
         (declared.router, ""),  # before /models/{model}: "declared" is not a model name
         (models.router, "/models"),
+        (challenger.router, ""),
         (metrics_route.router, ""),
         (drift.router, "/api/drift"),
         (dashboard.router, ""),
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (generate.router, ""),
         (datasets.router, ""),
         (models.router, ""),
+        (challenger.router, ""),
         (feature_flags.router, "/rollout"),
         (actuals.router, ""),
         (monitoring.router, "/monitoring"),

@@ -75,6 +75,14 @@ model_info = Gauge(
     "champion_version", "Champion version served by this process", multiprocess_mode="livemax"
 )
 
+challenger_percentage = Gauge(
+    "challenger_canary_percentage",
+    "Share of a model's ML traffic (0-100) its live canary challenger answers in this "
+    "process (0: no challenger, or one in shadow)",
+    ["model"],
+    multiprocess_mode="livemax",
+)
+
 _bound: dict[str, Any] = {}
 _lock = threading.Lock()
 
@@ -138,6 +146,13 @@ def refresh_gauges(rollout_state: RolloutState | None = None) -> None:
     if rollout_state is not None:
         rollout_percentage.set(rollout_state.ml_percentage)
         rollout_enabled.set(1 if rollout_state.enabled else 0)
+
+
+def refresh_challenger_gauges(holders: dict[str, ModelHolder]) -> None:
+    """The canary share of each served model, as this process serves it (its poller's)."""
+    for name, holder in holders.items():
+        live = holder.challenger
+        challenger_percentage.labels(name).set(live.arm.percentage if live is not None else 0.0)
 
 
 def exposition() -> tuple[bytes, str]:

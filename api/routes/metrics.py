@@ -14,5 +14,6 @@ router = APIRouter(tags=["monitoring"])
 @router.get("/metrics", include_in_schema=False)
 def prometheus_metrics(runtime: RuntimeDep) -> Response:
     metrics.refresh_gauges(runtime.flags.get())
+    metrics.refresh_challenger_gauges({n: s.holder for n, s in runtime.services.items()})
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
