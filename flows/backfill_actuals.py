@@ -1,6 +1,8 @@
 """backfill_actuals: one model's predictions without an outcome -> ground-truth source ->
 record_actuals. ``backfill_every_model`` (the hourly deployment) runs it for every model
-with a champion (flows/common.py)."""
+with a champion (flows/common.py). A run that wrote outcomes emits
+``LoopEvent.outcomes_recorded`` about the model: the live analysis of a challenger
+(flows/analyze_challenger.py) is started by it, since new outcomes are what it waits for."""
 
 from __future__ import annotations
 
@@ -9,13 +11,21 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 from sqlalchemy import Engine
 
-from flows.common import alert_flow_failure, for_each_model, model_view, run_engine
+from flows.common import (
+    alert_flow_failure,
+    for_each_model,
+    model_resource,
+    model_view,
+    run_engine,
+)
 from ia_continu.config import Settings
 from ia_continu.store.engine import session_scope
 from ia_continu.truth import sources
 from ia_continu.truth.actuals import record_actuals
+from ia_continu.vocab import LoopEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,12 @@ def backfill_actuals(
         updated = write_actuals(settings, engine, outcomes) if outcomes else 0
     summary = BackfillSummary(pending=len(pending), found=len(outcomes), updated=updated)
     get_run_logger().info("backfill %s: %s", settings.family, summary)
+    if updated:
+        emit_event(
+            event=LoopEvent.outcomes_recorded,
+            resource=model_resource(settings, None),
+            payload={"updated": updated, "source": source},
+        )
     return asdict(summary)
 
 

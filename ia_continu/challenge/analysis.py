@@ -126,10 +126,10 @@ class Comparison(BaseModel):
             "guardrail": self.guardrail,
             "window_start": self.window_start.isoformat(),
         }
-        return {k: _finite(v) for k, v in out.items()}
+        return {k: finite_or_none(v) for k, v in out.items()}
 
 
-def _finite(value: Any) -> Any:
+def finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -287,7 +287,9 @@ def _labelled(
 # --- the metric and its test -----------------------------------------------------------------
 
 
-def _metric(family: ModelFamily, metric: str, pred: np.ndarray, actual: np.ndarray) -> float | None:
+def metric_value(
+    family: ModelFamily, metric: str, pred: np.ndarray, actual: np.ndarray
+) -> float | None:
     if len(pred) == 0:
         return None
     if metric == "accuracy":
@@ -300,7 +302,7 @@ def _metric(family: ModelFamily, metric: str, pred: np.ndarray, actual: np.ndarr
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _test(
+def metric_test(
     family: ModelFamily,
     metric: str,
     paired: bool,
@@ -345,8 +347,8 @@ def _test(
     sign = 1.0 if family.higher_is_better else -1.0
 
     def gain_of(i1: np.ndarray, i0: np.ndarray) -> float:
-        new = _metric(family, metric, p1[i1], y1[i1])
-        old = _metric(family, metric, p0[i0], y0[i0])
+        new = metric_value(family, metric, p1[i1], y1[i1])
+        old = metric_value(family, metric, p0[i0], y0[i0])
         return math.nan if new is None or old is None else sign * (new - old)
 
     out = stats.bootstrap(gain_of, len(p1), len(p0), is_paired=paired, margin=margin, alpha=alpha)
@@ -373,8 +375,8 @@ def compare(
     data = _labelled(session, arm, start, now)
     paired = arm.mode == ArmMode.shadow
     challenger.labelled, champion.labelled = len(data[0]), len(data[2])
-    challenger.metric = _metric(family, metric, data[0], data[1])
-    champion.metric = _metric(family, metric, data[2], data[3])
+    challenger.metric = metric_value(family, metric, data[0], data[1])
+    champion.metric = metric_value(family, metric, data[2], data[3])
 
     base: dict[str, Any] = {
         "family": arm.family,
@@ -412,16 +414,18 @@ def compare(
         )
     if champion.metric is None or challenger.metric is None:
         return verdict("hold", f"the {metric} of the window cannot be computed")
-    out, to_difference = _test(family, metric, paired, data, champion.metric, margin, policy.alpha)
+    out, to_difference = metric_test(
+        family, metric, paired, data, champion.metric, margin, policy.alpha
+    )
     lo, hi = sorted((to_difference(out.low), to_difference(out.high)))
     found = {
         "test": out.test,
-        "p_value": _finite(out.p_value),
-        "p_not_worse": _finite(out.p_not_worse),
-        "p_worse": _finite(out.p_worse),
+        "p_value": finite_or_none(out.p_value),
+        "p_not_worse": finite_or_none(out.p_not_worse),
+        "p_worse": finite_or_none(out.p_worse),
         "difference": challenger.metric - champion.metric,
-        "ci_low": _finite(lo),
-        "ci_high": _finite(hi),
+        "ci_low": finite_or_none(lo),
+        "ci_high": finite_or_none(hi),
     }
     said = (
         f"{metric} {challenger.metric:.4g} (challenger, {challenger.labelled} rows) against "

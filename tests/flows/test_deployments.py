@@ -70,6 +70,8 @@ def test_served_deployments_are_exactly_prefect_yaml_s():
             "monitor-performance",
             "detect-drift",
             "retrain",
+            "analyze-challenger",
+            "analyze-challenger-schedule",
             "retrain-weekly",
             "ingest",
             "score-batch",
@@ -167,13 +169,51 @@ def test_the_sustained_degradation_trigger_starts_the_retrain_of_the_event_s_mod
     assert rendered["reason"].endswith("over 3 windows of 8.0 h on model 2")
 
 
+def test_the_outcomes_trigger_starts_the_analysis_of_the_event_s_model():
+    """backfill_actuals' event about iris, rendered by the Prefect server's template code
+    against the analysis trigger: the challenger of iris is judged."""
+    from uuid import uuid4
+
+    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from flows.analyze_challenger import analyze_challenger
+    from ia_continu.catalog import model_settings
+
+    (trigger,) = _yaml_deployments()["analyze-challenger"]["triggers"]
+    assert trigger["expect"] == [LoopEvent.outcomes_recorded]
+    _trigger(trigger)  # a valid Prefect trigger
+    iris = model_settings(Settings(environment="test"), "iris")
+    ((label, pattern),) = trigger["match"].items()
+    assert fnmatch.fnmatchcase(model_resource(iris, None)[label], pattern)
+    event = ReceivedEvent(
+        id=uuid4(),
+        occurred=datetime.now(UTC),
+        event=LoopEvent.outcomes_recorded,
+        resource=model_resource(iris, None),
+        payload={"updated": 120, "source": "synthetic"},
+    )
+    rendered = {
+        key: render_user_template_sync(template, {"event": event})
+        for key, template in trigger["parameters"].items()
+    }
+    assert rendered == {"model": "iris"}
+    assert "model" in inspect.signature(analyze_challenger.fn).parameters
+
+
 def test_scheduled_deployments_run_every_model_and_the_others_one():
     served = {d.name: d for d in build_deployments(Settings(environment="test"))}
-    for name in ("backfill-actuals", "monitor-performance", "detect-drift", "retrain-weekly"):
+    for name in (
+        "backfill-actuals",
+        "monitor-performance",
+        "detect-drift",
+        "retrain-weekly",
+        "analyze-challenger-schedule",
+    ):
         assert "models" in served[name]._parameter_openapi_schema.properties, name
         assert served[name].schedules, name
     assert "models" in served["ingest"]._parameter_openapi_schema.properties
-    for name in ("retrain", "score-batch"):
+    for name in ("retrain", "score-batch", "analyze-challenger"):
         assert "model" in served[name]._parameter_openapi_schema.properties, name
         assert not served[name].schedules, name  # the event, or the caller, says which model
 
@@ -211,7 +251,11 @@ def test_the_cli_waits_for_the_names_prefect_yaml_declares():
 
     names, triggers = expected_deployments()
     assert names == list(_yaml_deployments())
-    assert triggers == ["retrain-on-drift", "retrain-on-sustained-degradation"]
+    assert triggers == [
+        "retrain-on-drift",
+        "retrain-on-sustained-degradation",
+        "analyze-on-outcomes",
+    ]
 
 
 def test_prefect_yaml_trigger_is_a_valid_prefect_trigger():
