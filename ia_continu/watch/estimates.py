@@ -41,9 +41,10 @@ from ia_continu.watch.quality import StoredTime
 P = PredictionLog
 log = logging.getLogger(__name__)
 
-# The newest rows of a window that are read (a row is a few floats; DLE also reads its
-# features). Beyond it the estimate is over a sample, and ``truncated`` says so.
-MAX_ROWS = 200_000
+# The newest rows of a window that are read: beyond it the estimate is over a sample, and
+# ``truncated`` says so. Measured on SQLite (2 cores): 100,000 rows take about 1 s for CBPE
+# and 4 to 6 s for DLE (decoding the features' JSON, then 100 trees), too long for a route.
+MAX_ROWS = 50_000
 
 
 class Figures(BaseModel):
