@@ -6,7 +6,9 @@ analysis flow applies the verdict through ``arms``, and the API shows it as it s
 
 The window: a canary step is judged on its own rows (since ``step_started_at``: each share
 of traffic proves itself), a shadow phase on all of its rows (since ``started_at``). The
-rows are those logged with the arm's version as ``challenger_version``.
+rows are those logged with the arm's version as ``challenger_version``. The champion is
+measured over the same window, unless it has fewer than ``min_labelled`` outcomes there (a
+100 % step leaves it none): then over all of its rows since the arm started.
 
 The verdict, in this order:
 
@@ -74,6 +76,10 @@ class Comparison(BaseModel):
     step: int
     percentage: float
     window_start: UtcTimestamp
+    champion_window_start: UtcTimestamp = Field(
+        description="where the champion's rows start (the arm's start when the step has "
+        "too few of them)"
+    )
     window_end: UtcTimestamp
     metric: str = Field(description="the model's gate metric")
     higher_is_better: bool
@@ -140,24 +146,51 @@ def window_start(arm: ChallengerArm) -> datetime:
     return arm.step_started_at if arm.mode == ArmMode.canary else arm.started_at
 
 
-def _in_window(arm: ChallengerArm, start: datetime, end: datetime) -> Any:
+class Window:
+    """The challenger's rows since ``start``, the champion's since ``champion_start``."""
+
+    __slots__ = ("champion_start", "end", "start")
+
+    def __init__(self, start: datetime, champion_start: datetime, end: datetime) -> None:
+        self.start, self.champion_start, self.end = start, champion_start, end
+
+
+def _in_window(arm: ChallengerArm, w: Window) -> Any:
     return and_(
         P.family == arm.family,
         P.challenger_version == arm.version,
-        P.created_at >= start,
-        P.created_at <= end,
+        P.created_at >= min(w.start, w.champion_start),
+        P.created_at <= w.end,
+        or_(
+            and_(P.arm == Arm.challenger, P.created_at >= w.start),
+            and_(P.arm == Arm.champion, P.created_at >= w.champion_start),
+        ),
     )
 
 
-def _champion_failures(session: Session, arm: ChallengerArm, start: datetime, end: datetime) -> int:
+def _champion_start(
+    session: Session, arm: ChallengerArm, start: datetime, end: datetime, need: int
+) -> datetime:
+    labelled = session.scalar(
+        select(func.count()).where(
+            _in_window(arm, Window(start, start, end)),
+            P.arm == Arm.champion,
+            P.served_by == ServedBy.ml,
+            P.actual.is_not(None),
+        )
+    )
+    return start if (labelled or 0) >= need else min(start, arm.started_at)
+
+
+def _champion_failures(session: Session, arm: ChallengerArm, w: Window) -> int:
     # The champion's failed ML rows carry no arm (the fallback answered them): counted by
     # their decision over the same time.
     return int(
         session.scalar(
             select(func.count()).where(
                 P.family == arm.family,
-                P.created_at >= start,
-                P.created_at <= end,
+                P.created_at >= w.champion_start,
+                P.created_at <= w.end,
                 P.arm.is_(None),
                 P.decision == Decision.fallback_error,
             )
@@ -167,7 +200,7 @@ def _champion_failures(session: Session, arm: ChallengerArm, start: datetime, en
 
 
 def _canary_figures(
-    session: Session, arm: ChallengerArm, start: datetime, end: datetime
+    session: Session, arm: ChallengerArm, w: Window
 ) -> tuple[ArmFigures, ArmFigures]:
     own = and_(P.served_by == ServedBy.ml, P.model_version == arm.version)
     rows = session.execute(
@@ -178,7 +211,7 @@ def _canary_figures(
             func.sum(case((P.served_by == ServedBy.fallback, 1), else_=0)),
             func.avg(case((P.arm == Arm.champion, P.latency_ms), (own, P.latency_ms))),
         )
-        .where(_in_window(arm, start, end), P.arm.is_not(None))
+        .where(_in_window(arm, w))
         .group_by(P.arm)
     ).all()
     by_arm = {r[0]: r for r in rows}
@@ -195,7 +228,7 @@ def _canary_figures(
             latency_ms=None if ch[4] is None else float(ch[4]),
         )
     champion = ArmFigures(version=arm.champion_version)
-    failures = _champion_failures(session, arm, start, end)
+    failures = _champion_failures(session, arm, w)
     n0 = int(cp[1]) if cp is not None else 0
     if n0 + failures:
         champion = ArmFigures(
@@ -209,13 +242,13 @@ def _canary_figures(
 
 
 def _shadow_figures(
-    session: Session, arm: ChallengerArm, start: datetime, end: datetime
+    session: Session, arm: ChallengerArm, w: Window
 ) -> tuple[ArmFigures, ArmFigures]:
     # Which champion rows the challenger was meant to score is the sticky sample of their
     # request ids: a sampled row without its answer is one the challenger failed on.
     rows = session.execute(
         select(P.request_id, P.challenger_prediction.is_not(None), P.latency_ms).where(
-            _in_window(arm, start, end), P.arm == Arm.champion
+            _in_window(arm, w), P.arm == Arm.champion
         )
     ).all()
     sampled = scored = 0
@@ -233,7 +266,7 @@ def _shadow_figures(
     alone = float(np.mean(lat_alone)) if lat_alone else None
     # A shadowed request runs both models: the challenger's own time is what it adds.
     extra = max(float(np.mean(lat_scored)) - alone, 0.0) if lat_scored and alone else None
-    failures = _champion_failures(session, arm, start, end)
+    failures = _champion_failures(session, arm, w)
     champion = ArmFigures(
         version=arm.champion_version,
         rows=len(rows),
@@ -252,14 +285,14 @@ def _shadow_figures(
 
 
 def _labelled(
-    session: Session, arm: ChallengerArm, start: datetime, end: datetime
+    session: Session, arm: ChallengerArm, w: Window
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Canary: (challenger predictions, their outcomes, champion predictions, outcomes) of
     the rows each answered itself. Shadow: the paired rows (both answers, one outcome)."""
     if arm.mode == ArmMode.shadow:
         paired = session.execute(
             select(P.challenger_prediction, P.prediction, P.actual).where(
-                _in_window(arm, start, end),
+                _in_window(arm, w),
                 P.arm == Arm.champion,
                 P.challenger_prediction.is_not(None),
                 P.actual.is_not(None),
@@ -269,7 +302,7 @@ def _labelled(
         return a[:, 0], a[:, 2], a[:, 1], a[:, 2]
     rows = session.execute(
         select(P.arm, P.prediction, P.actual).where(
-            _in_window(arm, start, end),
+            _in_window(arm, w),
             P.actual.is_not(None),
             P.served_by == ServedBy.ml,
             or_(
@@ -369,10 +402,12 @@ def compare(
     margin = settings.promotion_margin
     start = window_start(arm)
     if arm.mode == ArmMode.shadow:
-        champion, challenger = _shadow_figures(session, arm, start, now)
+        w = Window(start, start, now)
+        champion, challenger = _shadow_figures(session, arm, w)
     else:
-        champion, challenger = _canary_figures(session, arm, start, now)
-    data = _labelled(session, arm, start, now)
+        w = Window(start, _champion_start(session, arm, start, now, policy.min_labelled), now)
+        champion, challenger = _canary_figures(session, arm, w)
+    data = _labelled(session, arm, w)
     paired = arm.mode == ArmMode.shadow
     challenger.labelled, champion.labelled = len(data[0]), len(data[2])
     challenger.metric = metric_value(family, metric, data[0], data[1])
@@ -387,6 +422,7 @@ def compare(
         "step": arm.step,
         "percentage": arm.percentage,
         "window_start": start,
+        "champion_window_start": w.champion_start,
         "window_end": now,
         "metric": metric,
         "higher_is_better": family.higher_is_better,
@@ -466,6 +502,14 @@ def _guardrail(
 ) -> tuple[str, str] | None:
     if challenger.rows < GUARDRAIL_MIN_ROWS:
         return None
+    # The fallback's rows are failures too (the challenger's and then the champion's):
+    # named first, since the clients got the heuristic's answers.
+    share = challenger.fallback_share
+    if share is not None and share > policy.max_fallback_share:
+        return "fallback_share", (
+            f"guardrail: the fallback answered {challenger.fallback_share:.1%} of the "
+            f"challenger's rows (max {policy.max_fallback_share:.1%})"
+        )
     if challenger.error_rate is not None and challenger.error_rate > policy.max_error_rate:
         return "error_rate", (
             f"guardrail: the challenger failed on {challenger.error_rate:.1%} of its "
@@ -479,12 +523,6 @@ def _guardrail(
         return "latency", (
             f"guardrail: the challenger takes {challenger.latency_ms:.3g} ms a row against "
             f"the champion's {champion.latency_ms:.3g} ms (max x{policy.max_latency_ratio:g})"
-        )
-    share = challenger.fallback_share
-    if share is not None and share > policy.max_fallback_share:
-        return "fallback_share", (
-            f"guardrail: the fallback answered {challenger.fallback_share:.1%} of the "
-            f"challenger's rows (max {policy.max_fallback_share:.1%})"
         )
     return None
 
