@@ -154,7 +154,8 @@ class DLE(PerformanceEstimator):
             early_stopping=False,
             random_state=0,
         )
-        model.fit(_design(X, prediction), np.abs(y - prediction))
+        with one_thread():
+            model.fit(_design(X, prediction), np.abs(y - prediction))
         est = cls(model, features, {})
         est.holdout = _holdout_figures(est, prediction, np.ones(len(y)), X, y)
         return est
@@ -165,7 +166,8 @@ class DLE(PerformanceEstimator):
         assert X is not None, "DLE reads the features"
         if not len(prediction):
             return np.empty(0)
-        return np.clip(self.model.predict(_design(X, prediction)), 0.0, None)
+        with one_thread():
+            return np.clip(self.model.predict(_design(X, prediction)), 0.0, None)
 
     @staticmethod
     def realised(prediction: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -178,6 +180,16 @@ class DLE(PerformanceEstimator):
         import skops.io
 
         return bytes(skops.io.dumps(self.model, compression=zipfile.ZIP_DEFLATED))
+
+
+def one_thread() -> Any:
+    """Gradient boosting on one OpenMP thread. Its default, a thread per core, spins on a
+    busy machine: on 2 cores under load, fitting 1,000 rows took 1.7 to 4.4 s instead of
+    0.22 s, and predicting 100,000 rows 2.1 s instead of 0.95 s (threadpoolctl comes with
+    scikit-learn)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
 
 
 def positive_probability(prediction: np.ndarray, confidence: np.ndarray) -> np.ndarray:
