@@ -6,10 +6,10 @@ import json
 import math
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
 
+from api.batch import answer_body, read_batch
 from api.deps import ModelDep, PredictLimit
 from api.runtime import ModelService
 from api.schemas import (
@@ -17,12 +17,10 @@ from api.schemas import (
     PredictBatchRequest,
     PredictionPublic,
     PredictRequest,
-    first_invalid_identifier,
 )
-from ia_continu.errors import InvalidFeatures, InvalidInput
+from ia_continu.errors import InvalidFeatures
 from ia_continu.serve.answers import Context
-from ia_continu.serve.inputs import matrix_from, row_matrix
-from ia_continu.vocab import ServedBy
+from ia_continu.serve.inputs import row_matrix
 
 router = APIRouter(tags=["predict"])
 
@@ -80,13 +78,6 @@ def _no_finite_answer() -> InvalidFeatures:
     return InvalidFeatures("no finite prediction for these features")
 
 
-def _json_response(body: dict[str, Any]) -> Response:
-    try:
-        return Response(json.dumps(body, allow_nan=False), media_type="application/json")
-    except ValueError:
-        raise _no_finite_answer() from None
-
-
 _BATCH_DOC = {
     "requestBody": {
         "required": True,
@@ -113,11 +104,10 @@ _BATCH_DOC = {
     },
 )
 async def predict_batch(request: Request, model: ModelDep) -> Response:
-    # The body is parsed straight into numpy: a pydantic model per row costs ~3x more for
-    # 10,000 rows (measured); validation is still strict, and errors say which part.
-    # Input errors are InvalidInput (422, through api/errors.py); 413 and 415 stay
+    # The body is parsed straight into numpy (api/batch.py): a pydantic model per row costs
+    # ~3x more for 10,000 rows (measured); validation is still strict, and errors say which
+    # part. Input errors are InvalidInput (422, through api/errors.py); 413 and 415 stay
     # HTTPExceptions: a per-call row limit and a media type are the HTTP edge's rules.
-    family, settings = model.family, model.settings
     # Checked before the body is read: rows sent as a form or text are refused outright.
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
@@ -125,53 +115,9 @@ async def predict_batch(request: Request, model: ModelDep) -> Response:
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"send the rows as application/json, not {media_type or 'no Content-Type'}",
         )
-    try:
-        payload = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:  # incl. integers of 4,300+ digits
-        raise InvalidInput(f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidInput("body is not valid JSON: nested too deeply") from None
-    if not isinstance(payload, dict) or "features" not in payload:
-        raise InvalidInput("body must be an object with a 'features' list of rows")
-    rows = payload["features"]
-    if isinstance(rows, list) and len(rows) > settings.max_batch_rows:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"{len(rows)} rows: at most {settings.max_batch_rows} per call",
-        )
-    X = matrix_from(rows, family)
-    n = len(X)
-    columns: dict[str, list[str | None] | None] = {}
-    for name in ("request_ids", "booking_ids", "driver_ids"):
-        values = payload.get(name)
-        if values is None:
-            columns[name] = None
-            continue
-        if not isinstance(values, list) or len(values) != n:
-            raise InvalidInput(f"'{name}' must be a list with one entry per row ({n})")
-        # The same rule as /predict's Identifier: strings only (no int), 1..100 characters,
-        # no control character or lone surrogate (a row the database would refuse).
-        if (invalid := first_invalid_identifier(values)) is not None:
-            raise InvalidInput(f"'{name}'[{invalid[0]}]: identifier {invalid[1]}")
-        columns[name] = values
-    answers = model.predictor.predict(X, Context(**columns))
-    # Built from the columns: no per-row dict on the way out either.
-    by_ml = answers.by_ml
-    prediction = answers.prediction
-    if not np.isfinite(prediction).all():
-        raise _no_finite_answer()
-    body = {
-        "count": n,
-        "model_version": answers.model_version if by_ml.any() else None,
-        "timestamp": answers.created_at.isoformat() + "Z",
-        "request_ids": answers.request_ids,
-        "predictions": family.labels(prediction),
-        "confidence": answers.confidence.round(6).tolist(),
-        "served_by": np.where(by_ml, ServedBy.ml, ServedBy.fallback).tolist(),
-        "decision": answers.decision.tolist(),  # vocab.Decision members: strings in JSON
-        "risk_level": answers.risk_level,  # None unless the family grades its answers
-    }
-    return _json_response(body)
+    batch = read_batch(await request.body(), model.family, model.settings.max_batch_rows)
+    answers = model.predictor.predict(batch.X, batch.context)
+    return Response(answer_body(answers, model.family), media_type="application/json")
 
 
 # /models/{model}/batch: the per-model mount's short name for /models/{model}/predict/batch.

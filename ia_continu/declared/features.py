@@ -244,7 +244,9 @@ class FeatureEncoder:
             return "is missing" if default is None else default
         if f.type == "category":
             # bool is an int in Python (True == 1): a category of 0/1/2 must not take true.
-            code = None if isinstance(v, bool | np.bool_) else (self._codes[j] or {}).get(v)
+            # A list or an object (JSON) is no category either, and cannot be looked up.
+            refused = isinstance(v, bool | np.bool_ | list | dict)
+            code = None if refused else (self._codes[j] or {}).get(v)
             if code is None:
                 return f"{_fmt(v)} is not one of {', '.join(map(repr, f.values or ()))}"
             return float(code)
