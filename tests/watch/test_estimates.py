@@ -228,3 +228,60 @@ def test_a_retrain_whose_estimator_fails_still_registers(client, monkeypatch, ca
 def test_bad_hours_are_422(client, query):
     assert client.get(f"{M}/estimates{query}").status_code == 422
     assert client.get(f"/models/classification/monitoring/estimates{query}").status_code == 422
+
+
+def test_two_versions_in_one_window_each_with_its_own_estimator(settings, engine):
+    """A live challenger answers part of the traffic under its own version: each version is
+    estimated by its own estimator, and the window pools them row for row."""
+    from sqlalchemy import insert
+
+    from ia_continu.learn.estimators import fit_estimator, save_estimator
+    from ia_continu.store.tables import PredictionLog
+
+    family = get_family("classification")
+    now = utcnow()
+    rows, truth = [], {}
+    for version, seed, drift, n in (("1", 1, 0.0, 1200), ("2", 2, 0.5, 800)):
+        X, y = family.sample(3000, rng=np.random.default_rng(seed), drift=drift)
+        pipeline = family.build_pipeline().fit(X[1000:], y[1000:])
+        est = fit_estimator(family, pipeline, X[:1000], y[:1000])
+        assert est is not None
+        with session_scope(engine) as session:
+            save_estimator(session, "classification", version, est)
+        Xs, ys = family.sample(n, rng=np.random.default_rng(seed + 40), drift=drift)
+        s = family.compile_scorer(pipeline)(Xs)
+        truth[version] = float(np.mean(s.prediction == ys))
+        rows += [
+            {
+                "request_id": f"v{version}-{i}",
+                "family": "classification",
+                "features": Xs[i].round(6).tolist(),
+                "prediction": float(s.prediction[i]),
+                "confidence": round(float(s.confidence[i]), 6),
+                "model_version": version,
+                "latency_ms": 1.0,
+                "decision": "ml",
+                "served_by": "ml",
+                "actual": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(n)
+        ]
+    # A row the fallback answered is nobody's estimate.
+    rows.append(
+        {**rows[0], "request_id": "fb", "model_version": "fallback", "served_by": "fallback"}
+    )
+    with session_scope(engine) as session:
+        session.execute(insert(PredictionLog), rows)
+        found = estimate_window(
+            session, settings, now - timedelta(minutes=1), now + timedelta(minutes=1)
+        )
+    assert found is not None and found.rows == 2000 and found.pending_rows == 2000
+    assert [v.model_version for v in found.versions] == ["1", "2"]
+    v1, v2 = found.versions
+    assert (v1.rows, v2.rows) == (1200, 800)
+    for v in (v1, v2):
+        assert v.status == "ok" and v.method == "cbpe" and v.realised is None
+        assert v.estimated is not None and abs(v.estimated - truth[v.model_version]) <= 0.05
+    assert found.estimated == pytest.approx((1200 * v1.estimated + 800 * v2.estimated) / 2000)
