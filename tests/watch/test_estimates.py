@@ -285,3 +285,24 @@ def test_two_versions_in_one_window_each_with_its_own_estimator(settings, engine
         assert v.status == "ok" and v.method == "cbpe" and v.realised is None
         assert v.estimated is not None and abs(v.estimated - truth[v.model_version]) <= 0.05
     assert found.estimated == pytest.approx((1200 * v1.estimated + 800 * v2.estimated) / 2000)
+
+
+def test_a_declared_regressor_with_categories(client):
+    """bike_traffic (declared: categories, an optional boolean, a forest scored through
+    ONNX): DLE reads the logged features, encoded, as the version was fitted on them."""
+    model = "/models/bike_traffic"
+    trained = train(client, 4000, seed=6, model=model)
+    assert trained["promoted"] is True
+    family = client.app.state.runtime.model("bike_traffic").family
+    X, y = family.sample(1500, rng=np.random.default_rng(6))
+    records = family.decode(X).to_dict(orient="records")
+    ids = [f"bike-{i}" for i in range(len(records))]
+    r = client.post(f"{model}/predict/batch", json={"features": records, "request_ids": ids})
+    assert r.status_code == 200, r.text
+    assert client.app.state.runtime.writer.flush(timeout=60)
+    post_outcomes(client, ids[:750], y[:750].tolist(), model=model)
+    answer = client.get(f"{model}/monitoring/estimates").json()
+    assert answer["method"] == "dle" and answer["metric"] == "mae"
+    assert answer["rows"] == 1500 and answer["labelled_rows"] == 750
+    assert answer["versions"][0]["status"] == "ok"
+    assert answer["estimation_error"] <= 0.15 * answer["realised"]
