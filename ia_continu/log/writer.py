@@ -65,12 +65,15 @@ _REPLAY_RETRY_SECONDS = 5.0
 
 def _sqlite_timestamp(value: Any, cache: dict[datetime, str]) -> Any:
     # SQLAlchemy's own SQLite format (fixed width, so string comparisons order correctly);
-    # a chunk shares one timestamp, so it is formatted once.
+    # a chunk shares one timestamp, so it is formatted once. isoformat gives the same text
+    # as strftime("%Y-%m-%d %H:%M:%S.%f") for these naive UTC times, at a quarter of the cost
+    # (a one-row /predict call is a chunk of its own: one formatting per logged row).
     if not isinstance(value, datetime):
         return value
     text = cache.get(value)
     if text is None:
-        text = cache[value] = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        naive = value if value.tzinfo is None else value.replace(tzinfo=None)
+        text = cache[value] = naive.isoformat(" ", "microseconds")
     return text
 
 

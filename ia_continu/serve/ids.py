@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 # The UUID variant digit (10xx in binary: 8, 9, a or b) for any random hex digit.
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+# Random bytes drawn ahead, for the ids of one-row calls: os.urandom is a system call, and
+# one per /predict showed as 5 % of a request's samples under load (bench/profile_predict.py):
+# the call releases the GIL, and taking it back waits for the log writer's thread.
+_POOL_IDS = 256
+_pool = ""
+_next = 32 * _POOL_IDS  # position of the next unused id in _pool: empty at start
+_lock = threading.Lock()
+
+
+def _format(h: str) -> str:
+    return f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
 
 
 def new_ids(count: int) -> list[str]:
     """``count`` random UUID4s as 32 hex digits (what ``uuid.uuid4().hex`` gives), from one
     ``os.urandom`` call: ``uuid4()`` per row cost 25 ms of a 10,000-row batch."""
+    if count == 1:
+        return [new_id()]
     raw = os.urandom(16 * count).hex()
-    return [
-        f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
-        for h in (raw[k : k + 32] for k in range(0, 32 * count, 32))
-    ]
+    return [_format(raw[k : k + 32]) for k in range(0, 32 * count, 32)]
+
+
+def new_id() -> str:
+    """One random UUID4 as 32 hex digits, from bytes drawn ahead by ``_POOL_IDS`` at a time
+    (the same source, os.urandom; each byte is used once)."""
+    global _pool, _next
+    with _lock:
+        if _next >= 32 * _POOL_IDS:
+            _pool, _next = os.urandom(16 * _POOL_IDS).hex(), 0
+        h = _pool[_next : _next + 32]
+        _next += 32
+    return _format(h)
 
 
 def complete_ids(given: Sequence[str | None] | None, n: int) -> list[str]:

@@ -267,3 +267,28 @@ def test_rows_keep_their_schema_id_and_older_spool_lines_replay_without_one(engi
         got = dict(conn.execute(select(PredictionLog.request_id, PredictionLog.schema_id)).all())
     assert got == {"r1": None, "r2": 7}
     assert writer.replay_failures == 0 and list(spool.iterdir()) == []
+
+
+def test_timestamps_read_back_as_written_whole_seconds_and_microseconds(engine):
+    from datetime import UTC
+
+    times = [
+        datetime(2026, 1, 1, 12, 0, 0),  # no microseconds: still the fixed-width text
+        datetime(2026, 1, 1, 12, 0, 0, 7),
+        datetime(2026, 1, 1, 12, 0, 0, 999999, tzinfo=UTC),  # an aware time: its UTC fields
+    ]
+    writer = PredictionLogWriter(engine, batch_size=8, flush_interval=0.01)
+    writer.start()
+    writer.submit([_row(i) | {"created_at": t, "updated_at": t} for i, t in enumerate(times)])
+    assert writer.flush(10)
+    writer.stop()
+    with engine.connect() as conn:
+        stored = conn.execute(select(PredictionLog.created_at).order_by(PredictionLog.id)).all()
+        # Ordered by time as text too (SQLite compares the stored strings).
+        ordered = conn.execute(
+            select(PredictionLog.request_id).order_by(PredictionLog.created_at)
+        ).scalars()
+        assert list(ordered) == ["r0", "r1", "r2"]
+    assert [row[0].replace(tzinfo=None) for row in stored] == [
+        t.replace(tzinfo=None) for t in times
+    ]
