@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 50_000
 
 
-class Figures(BaseModel):
+class EstimateFigures(BaseModel):
     """Estimated and realised metric over some rows (None where no row defines it)."""
 
     rows: int = Field(0, description="rows answered by the model in the window")
@@ -66,18 +66,20 @@ class Figures(BaseModel):
     )
 
 
-class VersionEstimate(Figures):
+class VersionEstimate(EstimateFigures):
     model_version: str
     status: Literal["ok", "unavailable"] = Field(
         description="unavailable: the version has no estimator (realised figures only)"
     )
     method: Literal["cbpe", "dle"] | None = None
     holdout: dict[str, float] | None = Field(
-        None, description="the estimator on its own holdout: rows, realised, estimated"
+        None,
+        description="the estimator on the holdout it was fitted on (rows, realised, estimated:"
+        " in-sample, so close by construction)",
     )
 
 
-class WindowEstimate(Figures):
+class WindowEstimate(EstimateFigures):
     """A window's estimates: pooled over the versions that have an estimator, and per version."""
 
     model: str
@@ -100,13 +102,15 @@ def _kind(family: ModelFamily) -> dict[str, object]:
     return {"metric": CBPE.metric, "method": CBPE.method, "higher_is_better": True}
 
 
-def _figures(expected: np.ndarray | None, realised: np.ndarray, labelled: np.ndarray) -> Figures:
+def _figures(
+    expected: np.ndarray | None, realised: np.ndarray, labelled: np.ndarray
+) -> EstimateFigures:
     """``expected`` per row (None: no estimator), ``realised`` per labelled row."""
 
     def mean(values: np.ndarray) -> float | None:
         return float(values.mean()) if len(values) else None
 
-    out = Figures(
+    out = EstimateFigures(
         rows=len(labelled),
         pending_rows=int((~labelled).sum()),
         labelled_rows=int(labelled.sum()),
@@ -220,7 +224,7 @@ def estimate_window(
     figures = (
         _figures(*(np.concatenate(parts) for parts in zip(*pooled, strict=True)))
         if pooled
-        else Figures()
+        else EstimateFigures()
     )
     return WindowEstimate(
         model=family.name,
