@@ -32,7 +32,7 @@ import numpy as np
 
 from bench import serving
 from bench.env import BenchEnv
-from bench.run import Report, machine, write_results
+from bench.report import Report, machine, write_results
 
 MODEL = "bike_traffic"
 ROW = {"hour": 8, "weekday": 1, "weather": "rain", "counter": "station"}
@@ -78,6 +78,73 @@ def _same_answer(app_url: str, mlflow_url: str, encoded: list[float]) -> tuple[f
     return float(ours["prediction"]), value
 
 
+def run(
+    env: BenchEnv, report: Report, *, seconds: int, warmup: int, rounds: int, samples: int
+) -> dict:
+    """Train, serve with both, load in interleaved rounds; adds the figures to ``report``
+    (the ratio as a serving target) and returns the runs for the JSON results."""
+    settings, model_uri, encoded = train(env, samples)
+    logs = env.root / "logs"
+    logs.mkdir(exist_ok=True)
+    app: serving.Server | None = None
+    ml: serving.Server | None = None
+    try:
+        app = serving.start_app(
+            env.server_env(settings), loop="asyncio", log_dir=logs, name="app-declared"
+        )
+        ml = serving.start_mlflow(
+            env.server_env(settings), model_uri, log_dir=logs, name="mlflow-declared"
+        )
+        app_url = f"{app.url}/models/{MODEL}/predict"
+        answers = _same_answer(app_url, ml.url + "/invocations", encoded)
+        engine = httpx.get(f"{app.url}/models/{MODEL}").json()["serving_engine"]
+        print(f"== both answer {answers[0]:.3f} for {ROW}; the app scores with {engine}")
+        print(f"== {rounds} interleaved rounds of {seconds} s per server", flush=True)
+        runs = serving.interleaved(
+            {
+                "app": (app_url, {"features": ROW}),
+                "mlflow_serve": (ml.url + "/invocations", {"inputs": [encoded]}),
+            },
+            warmup=warmup,
+            rounds=rounds,
+            seconds=seconds,
+        )
+        rss = {"app": app.rss_mb(), "mlflow_serve": ml.rss_mb()}
+    finally:
+        for server in (app, ml):
+            if server is not None:
+                server.stop()
+    group = f"declared/{MODEL}"
+    labels = {
+        "app": f"app /models/{MODEL}/predict by name, log + rollout on ({engine})",
+        "mlflow_serve": "mlflow models serve /invocations, encoded row (baseline)",
+    }
+    for name, label in labels.items():
+        r = runs[name]
+        each = ", ".join(f"{x['rps']:.0f}" for x in r["rounds"])
+        note = f"p50 {r['p50_ms']:.1f} ms; rounds {each} req/s; RSS {rss[name]:.0f} MB"
+        if r["non_2xx"] or r["socket_errors"]:
+            note += f"; {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors"
+        report.add(group, f"{label}: req/s (median round)", r["rps"], "req/s", note=note)
+        report.add(group, f"{label}: p99", r["p99_ms"], "ms")
+    ratio = runs["app"]["rps"] / runs["mlflow_serve"]["rps"]
+    per_round = ", ".join(
+        f"{a['rps'] / b['rps']:.1f}"
+        for a, b in zip(runs["app"]["rounds"], runs["mlflow_serve"]["rounds"], strict=True)
+    )
+    report.add(
+        group,
+        "ratio app / mlflow serve, req/s",
+        ratio,
+        "x",
+        target=">= 5x",
+        met=ratio >= 5,
+        note=f"medians; per round {per_round}",
+        issue="declared RandomForest req/s vs mlflow serve",
+    )
+    return {"model_uri": model_uri, "serving_engine": engine, "runs": runs, "rss_mb": rss}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.declared_serving", description=__doc__)
     parser.add_argument("--seconds", type=int, default=8, help="seconds per server and round")
@@ -102,63 +169,17 @@ def main(argv: list[str] | None = None) -> int:
         f"declared-model serving bench on {info['nproc']} cores, {info['cpu']}; "
         f"{info['load_generator']}; load {info['loadavg_at_start']}; work folder {env.root}"
     )
-    settings, model_uri, encoded = train(env, args.samples)
-    logs = env.root / "logs"
-    logs.mkdir(exist_ok=True)
-    try:
-        app = serving.start_app(
-            env.server_env(settings), loop="asyncio", log_dir=logs, name="app-declared"
-        )
-        ml = serving.start_mlflow(
-            env.server_env(settings), model_uri, log_dir=logs, name="mlflow-declared"
-        )
-        app_url = f"{app.url}/models/{MODEL}/predict"
-        answers = _same_answer(app_url, ml.url + "/invocations", encoded)
-        engine = httpx.get(f"{app.url}/models/{MODEL}").json()["serving_engine"]
-        print(f"== both answer {answers[0]:.3f} for {ROW}; the app scores with {engine}")
-        print(f"== {args.rounds} interleaved rounds of {args.seconds} s per server", flush=True)
-        runs = serving.interleaved(
-            {
-                "app": (app_url, {"features": ROW}),
-                "mlflow_serve": (ml.url + "/invocations", {"inputs": [encoded]}),
-            },
-            warmup=args.warmup,
-            rounds=args.rounds,
-            seconds=args.seconds,
-        )
-        rss = {"app": app.rss_mb(), "mlflow_serve": ml.rss_mb()}
-    finally:
-        cleanup()
-
-    info["loadavg_at_end"] = os.getloadavg()
     report = Report()
-    group = f"declared/{MODEL}"
-    labels = {
-        "app": f"app /models/{MODEL}/predict by name, log + rollout on ({engine})",
-        "mlflow_serve": "mlflow models serve /invocations, encoded row (baseline)",
-    }
-    for name, label in labels.items():
-        r = runs[name]
-        rounds = ", ".join(f"{x['rps']:.0f}" for x in r["rounds"])
-        note = f"p50 {r['p50_ms']:.1f} ms; rounds {rounds} req/s; RSS {rss[name]:.0f} MB"
-        if r["non_2xx"] or r["socket_errors"]:
-            note += f"; {r['non_2xx']} non-2xx, {r['socket_errors']} socket errors"
-        report.add(group, f"{label}: req/s (median round)", r["rps"], "req/s", note=note)
-        report.add(group, f"{label}: p99", r["p99_ms"], "ms")
-    ratio = runs["app"]["rps"] / runs["mlflow_serve"]["rps"]
-    per_round = ", ".join(
-        f"{a['rps'] / b['rps']:.1f}"
-        for a, b in zip(runs["app"]["rounds"], runs["mlflow_serve"]["rounds"], strict=True)
+    result = run(
+        env,
+        report,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        samples=args.samples,
     )
-    report.add(
-        group,
-        "ratio app / mlflow serve, req/s",
-        ratio,
-        "x",
-        target=">= 5x",
-        met=ratio >= 5,
-        note=f"per round {per_round}",
-    )
+    cleanup()
+    info["loadavg_at_end"] = os.getloadavg()
     print("\n" + report.table())
     print("Shared machine: absolute figures are noisy; the same-run ratio is what counts.")
     write_results(
@@ -166,11 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         {
             "machine": info,
             "args": vars(args),
-            "model_uri": model_uri,
-            "serving_engine": engine,
             "figures": report.figures,
-            "runs": runs,
-            "rss_mb": rss,
+            **result,
         },
     )
     return 0
