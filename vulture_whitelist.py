@@ -182,3 +182,5 @@ prediction_rows  # unused variable (watch/drift.py: a field of GET .../drift/lat
 target_drift_score  # unused variable (store/tables.py, watch/drift.py: a drift_reports column and a field of GET .../drift/latest)
 target_drift_method  # unused variable (store/tables.py, watch/drift.py: a drift_reports column and a field of GET .../drift/latest)
 target_rows  # unused variable (watch/drift.py: a field of GET .../drift/latest)
+prediction_drift  # unused variable (store/tables.py, watch/drift.py: a drift_reports column and a field of GET .../drift/latest)
+target_drift  # unused variable (store/tables.py, watch/drift.py: a drift_reports column and a field of GET .../drift/latest)

@@ -1,6 +1,9 @@
-"""detect_drift: Evidently on one model's champion's training data vs its recent inputs; the
-report kept and linked; ``LoopEvent.drift_detected`` emitted about that model when the dataset
-drifted (the retrain deployment's trigger listens for it and passes the model on).
+"""detect_drift: Evidently on one model's champion's training data vs its recent inputs, and
+on the model's outputs (its predictions, the known outcomes); the report kept and linked;
+``LoopEvent.drift_detected`` emitted about that model when the dataset (the inputs) drifted
+(the retrain deployment's trigger listens for it and passes the model on). Drifted outputs
+alert on their own, without that event: a model whose answers moved on unchanged inputs is
+a question for the sustained-degradation rule, which judges them against the outcomes.
 ``detect_drift_every_model`` (the daily deployment) runs it for every model with a champion
 (flows/common.py)."""
 
@@ -51,6 +54,13 @@ def report_markdown(result: DriftResult) -> str:
                 f"| {name} | {score:.4g} | {result.feature_methods.get(name, '')} |"
                 f" {'yes' if name in result.drifted_features else 'no'} |"
             )
+        lines += ["", "| output | drifted | score | method | rows |", "|---|---|---|---|---|"]
+        for what, output in (("predictions", result.prediction), ("outcomes", result.target)):
+            verdict = {None: "not judged", True: "yes", False: "no"}[output.drifted]
+            shown = "" if output.score is None else f"{output.score:.4g}"
+            lines.append(
+                f"| {what} | {verdict} | {shown} | {output.method or ''} | {output.rows} |"
+            )
         lines += [
             "",
             f"Model version {result.model_version}; reference"
@@ -88,6 +98,8 @@ def announce(settings: Settings, result: DriftResult) -> str | None:
             "model_version": result.model_version,
             "report_id": result.report_id,
             "scores": result.feature_scores,
+            "prediction_drift": result.prediction.drifted,
+            "target_drift": result.target.drifted,
         },
     )
     notify(
@@ -108,6 +120,24 @@ def announce(settings: Settings, result: DriftResult) -> str | None:
     return str(event.id) if event else None
 
 
+def output_alert(settings: Settings, result: DriftResult) -> Alert:
+    """Drifted predictions or outcomes: reported apart from the inputs (they do not start a
+    retrain by themselves)."""
+    what = [
+        f"{name} drifted ({output.method}: {output.score:.3g}, {output.rows} rows)"
+        for name, output in (("predictions", result.prediction), ("outcomes", result.target))
+        if output.drifted and output.score is not None
+    ]
+    inputs = "inputs drifted too" if result.dataset_drift else "inputs stable"
+    return Alert(
+        f"Prediction drift detected ({settings.family})",
+        f"{'; '.join(what)}; {inputs}",
+        Severity.warning,
+        {"model": settings.family, "model_version": result.model_version},
+        key=f"output-drift-{settings.family}",
+    )
+
+
 @flow(name="detect_drift", on_failure=[alert_flow_failure])
 def detect_drift(
     hours: int = 24, max_rows: int = 100_000, min_rows: int = 100, model: str | None = None
@@ -118,6 +148,8 @@ def detect_drift(
         result = check(settings, engine, hours, max_rows, min_rows)
     publish(settings.family, result)
     event_id = announce(settings, result) if result.dataset_drift else None
+    if result.output_drift:
+        notify(output_alert(settings, result), settings)
     get_run_logger().info("drift: %s", result.reason)
     return {**plain(result), "event_id": event_id}
 

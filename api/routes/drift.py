@@ -1,4 +1,6 @@
-"""``GET /api/drift/latest``: the newest drift check of the served family, for the dashboard."""
+"""``GET /api/drift/latest``: the newest drift check of the served family, for the dashboard:
+the inputs (``status``, ``dataset_drift``, per-feature scores) and, apart, the model's outputs
+(``prediction_drift``, ``target_drift``, with their scores, methods and row counts)."""
 
 from __future__ import annotations
 

@@ -247,6 +247,16 @@ class DriftReport(Base):
     reference_rows: Mapped[int] = mapped_column(Integer)
     current_rows: Mapped[int] = mapped_column(Integer)
     report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The model's outputs (migration 0006): its predictions and the outcomes, each compared
+    # with the training data's. NULL: not judged (too few rows), never "no drift".
+    prediction_drift: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    prediction_drift_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prediction_drift_method: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prediction_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    target_drift: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    target_drift_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    target_drift_method: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
     __table_args__ = (Index("ix_drift_reports_family_created", "family", "created_at"),)

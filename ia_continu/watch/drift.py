@@ -1,5 +1,19 @@
-"""Data drift of the served model's inputs: Evidently compares recent prediction inputs with
-the data the champion was trained on, and the result is kept (table, HTML report, MLflow).
+"""Drift of the served model's inputs and outputs: Evidently compares recent prediction inputs
+with the data the champion was trained on, and the result is kept (table, HTML report, MLflow).
+
+Besides the inputs (``dataset_drift``: what retrains with poor metrics), the same check
+compares the model's outputs, reported apart and never counted as input drift:
+
+- prediction drift: the champion's answers in the window (the rows it answered itself, not
+  the fallback's nor a challenger's) against its predictions on its own training data. The
+  training data is the reference the inputs already use, and it exists from the first
+  minute of a champion; a logged reference window would be a moving target (the window
+  picked may itself be drifted) and a new champion has none;
+- target drift: the window's known outcomes against the training labels.
+
+Each is judged by Evidently's ``ValueDrift`` test (its method picked by type and size: a
+classifier's answers and labels are categories, a regressor's numbers), or left unjudged
+(None) with fewer than ``RecentInputs.min_rows`` rows.
 
 Evidently takes ~5.8 s to import, so it is imported inside ``run_drift_check`` only: the API
 process never pays for it (tests/flows/test_loop.py checks that importing this module does
@@ -16,21 +30,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, computed_field
-from sqlalchemy import Engine, Select, select
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+from sqlalchemy import Engine, Select, case, select
 from sqlalchemy.orm import Session
 
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.learn import registry
-from ia_continu.learn.datasets import load_dataset
+from ia_continu.learn.datasets import LoadedDataset, load_dataset
 from ia_continu.learn.realign import realign_mixed
 from ia_continu.learn.tracking import tracked_run
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import DriftReport, PredictionLog, utcnow
+from ia_continu.vocab import ServedBy, Task
 from ia_continu.watch.quality import StoredTime
 
 log = logging.getLogger(__name__)
+
+
+# The output columns beside the features in Evidently's frames. Feature names are
+# identifiers (declared schema), so a name with a space never collides with one.
+PREDICTION_COLUMN = "model prediction"
+TARGET_COLUMN = "actual outcome"
+OUTPUTS = (PREDICTION_COLUMN, TARGET_COLUMN)
 
 
 @dataclass(slots=True)
@@ -51,6 +73,51 @@ class DriftResult:
     report_id: int | None = None
     reason: str = ""
     duration_s: float = 0.0
+    # The outputs (module docstring), each apart from the inputs.
+    prediction: OutputDrift = field(default_factory=lambda: OutputDrift())
+    target: OutputDrift = field(default_factory=lambda: OutputDrift())
+
+    @property
+    def output_drift(self) -> bool:
+        """The predictions or the outcomes drifted (never input drift by itself)."""
+        return bool(self.prediction.drifted or self.target.drifted)
+
+    def outputs_summary(self) -> str:
+        """ "predictions drifted, outcomes not judged (12 rows)"."""
+        return f"{self.prediction.describe('predictions')}, {self.target.describe('outcomes')}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputDrift:
+    """Evidently's verdict on one output column; ``drifted`` None: not judged (too few rows,
+    or no reference for it), which is not "no drift"."""
+
+    drifted: bool | None = None
+    score: float | None = None  # the test's: a p-value or a distance, see ``method``
+    method: str | None = None
+    rows: int = 0  # the recent rows it was judged on
+
+    @classmethod
+    def judged(cls, found: SnapshotDrift, column: str, rows: int) -> OutputDrift:
+        if column not in found.scores:
+            return cls(rows=rows)
+        return cls(
+            column in found.drifted, found.scores[column], found.methods.get(column) or None, rows
+        )
+
+    def describe(self, what: str) -> str:
+        if self.drifted is None:
+            return f"{what} not judged ({self.rows} rows)"
+        return f"{what} {'drifted' if self.drifted else 'stable'}"
+
+    def columns(self, prefix: str) -> dict[str, Any]:
+        """As the ``drift_reports`` columns of that output (``prediction_drift``...)."""
+        return {
+            f"{prefix}_drift": self.drifted,
+            f"{prefix}_drift_score": self.score,
+            f"{prefix}_drift_method": self.method,
+            f"{prefix}_rows": self.rows,
+        }
 
 
 def champion_generation_id(settings: Settings, version: str) -> int | None:
@@ -72,16 +139,20 @@ class RecentInputs:
     max_rows: int = 100_000
     min_rows: int = 100
 
-    def load(self, engine: Engine, family: ModelFamily) -> np.ndarray:
+    def rows(self, engine: Engine, family: ModelFamily, champion: str | None) -> RecentRows:
         """Their feature vectors, newest first, in the current feature order (rows logged
         under an older declaration realigned by name; those lacking a required feature left
-        out)."""
+        out), with, aligned, what ``champion`` answered on each (NaN where it did not
+        answer: the fallback, a challenger) and the outcome (NaN where unknown)."""
+        P = PredictionLog
         since = utcnow() - timedelta(hours=self.hours)
+        mine = (P.served_by == ServedBy.ml) & (P.model_version == (champion or ""))
+        answered = case((mine, P.prediction), else_=None)
         with session_scope(engine) as session:
             rows = session.execute(
-                select(PredictionLog.features, PredictionLog.schema_id)
-                .where(PredictionLog.family == family.name, PredictionLog.created_at >= since)
-                .order_by(PredictionLog.id.desc())
+                select(P.features, P.schema_id, answered, P.actual)
+                .where(P.family == family.name, P.created_at >= since)
+                .order_by(P.id.desc())
                 .limit(self.max_rows)
             ).all()
             realigned = realign_mixed(session, [r[0] for r in rows], [r[1] for r in rows], family)
@@ -93,7 +164,21 @@ class RecentInputs:
                 len(rows) - len(realigned.X),
                 realigned.missing,
             )
-        return realigned.X
+        outputs = np.array([(r[2], r[3]) for r in rows], dtype=np.float64).reshape(-1, 2)
+        kept = outputs[realigned.kept]
+        return RecentRows(realigned.X, kept[:, 0], kept[:, 1])
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRows:
+    """Recent rows: features, the champion's answers and the outcomes (NaN: none)."""
+
+    X: np.ndarray
+    prediction: np.ndarray
+    actual: np.ndarray
+
+    def known(self, values: np.ndarray) -> int:
+        return int(np.count_nonzero(~np.isnan(values)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +216,10 @@ def parse_snapshot(snapshot: dict[str, Any]) -> SnapshotDrift:
 
 
 def drift_datasets(
-    family: ModelFamily, reference: np.ndarray, current: np.ndarray
+    family: ModelFamily,
+    reference: np.ndarray,
+    current: np.ndarray,
+    outputs: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {}),
 ) -> tuple[Any, Any]:
     """The two sides of the comparison as Evidently reads them.
 
@@ -140,24 +228,57 @@ def drift_datasets(
     (``decode``: category texts, booleans) with each column's type declared, categories and
     booleans tested as categories, numbers and integers as numbers. The built-in families'
     features are all numbers: their frames go in as they are, typed by Evidently.
+
+    ``outputs`` (reference, current): extra columns by name (``PREDICTION_COLUMN``,
+    ``TARGET_COLUMN``), one value per row, NaN where unknown; a classifier's are categories
+    (class indices), a regressor's numbers.
     """
     import pandas as pd
     from evidently import DataDefinition, Dataset
 
     from ia_continu.declared.family import DeclaredFamily
 
-    if not isinstance(family, DeclaredFamily):
+    names = list(outputs[0])
+    as_categories = family.task != Task.regression
+    out_num, out_cat = ([], names) if as_categories else (names, [])
+    if isinstance(family, DeclaredFamily):
+        features = family.declaration.features
+        definition = DataDefinition(
+            numerical_columns=[f.name for f in features if f.type in ("number", "integer")]
+            + out_num,
+            categorical_columns=[f.name for f in features if f.type in ("category", "boolean")]
+            + out_cat,
+        )
+        ref, cur = family.decode(reference), family.decode(current)
+    else:
+        # Only the outputs are typed: the features keep Evidently's own typing.
+        definition = DataDefinition(categorical_columns=out_cat) if out_cat else None
         columns = list(family.feature_names)
-        return pd.DataFrame(reference, columns=columns), pd.DataFrame(current, columns=columns)
-    features = family.declaration.features
-    definition = DataDefinition(
-        numerical_columns=[f.name for f in features if f.type in ("number", "integer")],
-        categorical_columns=[f.name for f in features if f.type in ("category", "boolean")],
-    )
+        ref, cur = pd.DataFrame(reference, columns=columns), pd.DataFrame(current, columns=columns)
+        if definition is None and not names:
+            return ref, cur
+    for frame, values in ((ref, outputs[0]), (cur, outputs[1])):
+        for name, column in values.items():
+            frame[name] = column
     return (
-        Dataset.from_pandas(family.decode(reference), data_definition=definition),
-        Dataset.from_pandas(family.decode(current), data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+        Dataset.from_pandas(cur, data_definition=definition),
     )
+
+
+def reference_outputs(
+    settings: Settings, family: ModelFamily, version: str, reference: LoadedDataset
+) -> dict[str, np.ndarray]:
+    """The champion's predictions on its training data and the training labels; without the
+    predictions when the champion cannot be loaded (the labels still judge the outcomes)."""
+    out = {TARGET_COLUMN: np.asarray(reference.y, dtype=np.float64)}
+    try:
+        pipeline = registry.load_pipeline(settings, version)
+        predicted = family.predict_values(pipeline, reference.X)
+    except Exception:
+        log.warning("drift check: champion %s not loaded, predictions not judged", version)
+        return out
+    return {PREDICTION_COLUMN: np.asarray(predicted, dtype=np.float64), **out}
 
 
 def run_drift_check(
@@ -186,7 +307,8 @@ def run_drift_check(
     except Exception as exc:  # missing run, param or dataset: all mean "cannot check"
         result.reason = f"training data of champion {version} unavailable: {exc}"
         return result
-    current = recent.load(engine, family)
+    recent_rows = recent.rows(engine, family, version)
+    current = recent_rows.X
     result.reference_rows, result.current_rows = len(reference.X), len(current)
     if len(current) < recent.min_rows:
         result.reason = (
@@ -195,17 +317,44 @@ def run_drift_check(
         return result
 
     from evidently import Report
+    from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
     columns = list(family.feature_names)
-    ref_data, cur_data = drift_datasets(family, reference.X, current)
-    snapshot = Report([DataDriftPreset(drift_share=settings.drift_share)], include_tests=True).run(
-        current_data=cur_data, reference_data=ref_data
+    ref_outputs = reference_outputs(settings, family, version, reference)
+    cur_outputs = {PREDICTION_COLUMN: recent_rows.prediction, TARGET_COLUMN: recent_rows.actual}
+    counts = {name: recent_rows.known(values) for name, values in cur_outputs.items()}
+    # An output is judged with as many rows as the inputs need; fewer say nothing.
+    judged = [n for n in ref_outputs if counts[n] >= recent.min_rows]
+    ref_data, cur_data = drift_datasets(
+        family,
+        reference.X,
+        current,
+        ({n: ref_outputs[n] for n in judged}, {n: cur_outputs[n] for n in judged}),
     )
+    # The preset tests the features only: the outputs are judged apart, so they never count
+    # in the share of drifted features, which alone means input drift.
+    report = Report(
+        [
+            DataDriftPreset(columns=columns, drift_share=settings.drift_share),
+            *(ValueDrift(column=n) for n in judged),
+        ],
+        include_tests=True,
+    )
+    # Evidently computes a correlation matrix of the numeric features for its report; a
+    # constant one (a feature every recent request left at its default) divides 0 by 0
+    # there. That matrix is only drawn, never tested: its NaN is harmless, the warning noise.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snapshot = report.run(current_data=cur_data, reference_data=ref_data)
     found = parse_snapshot(snapshot.dict())
-    scores, drifted, share = found.scores, found.drifted, found.share
+    result.prediction = OutputDrift.judged(found, PREDICTION_COLUMN, counts[PREDICTION_COLUMN])
+    result.target = OutputDrift.judged(found, TARGET_COLUMN, counts[TARGET_COLUMN])
+    scores = {k: v for k, v in found.scores.items() if k not in OUTPUTS}
+    drifted = [c for c in found.drifted if c not in OUTPUTS]
+    share = found.share
     result.status = "checked"
-    result.feature_scores, result.feature_methods = scores, found.methods
+    result.feature_scores = scores
+    result.feature_methods = {k: v for k, v in found.methods.items() if k not in OUTPUTS}
     result.drifted_features, result.drift_share = drifted, share
     # Evidently's own test fails at share >= drift_share; keep the same rule here.
     result.dataset_drift = share >= settings.drift_share
@@ -218,7 +367,7 @@ def run_drift_check(
     result.report_path = str(path)
     result.reason = (
         f"{len(drifted)}/{len(columns)} features drifted (share {share:.2f},"
-        f" threshold {settings.drift_share})"
+        f" threshold {settings.drift_share}); {result.outputs_summary()}"
     )
 
     result.mlflow_run_id = _log_to_mlflow(settings, result, stamp)
@@ -234,6 +383,8 @@ def run_drift_check(
             reference_rows=result.reference_rows,
             current_rows=result.current_rows,
             report_path=result.report_path,
+            **result.prediction.columns("prediction"),
+            **result.target.columns("target"),
         )
         session.add(row)
         session.flush()
@@ -262,6 +413,15 @@ def _log_to_mlflow(settings: Settings, result: DriftResult, stamp: str) -> str |
                     "drift_share": result.drift_share,
                     "dataset_drift": float(result.dataset_drift),
                     **{f"drift_score_{k}": v for k, v in result.feature_scores.items()},
+                    **{
+                        f"{name}_{key}": float(value)
+                        for name, output in (
+                            ("prediction", result.prediction),
+                            ("target", result.target),
+                        )
+                        for key, value in (("drift", output.drifted), ("drift_score", output.score))
+                        if value is not None
+                    },
                 },
             )
             if result.report_path:
@@ -302,10 +462,27 @@ class DriftStatus(BaseModel):
     model_version: str | None
     created_at: StoredTime
     report_path: str | None
+    # The outputs, apart from the inputs: None when not judged (too few rows, or a check
+    # from before they were).
+    prediction_drift: bool | None = Field(
+        None, description="the champion's answers moved away from its answers on its training data"
+    )
+    prediction_drift_score: float | None = Field(
+        None, description="the test's score (a p-value or a distance: see the method)"
+    )
+    prediction_drift_method: str | None = None
+    prediction_rows: int | None = Field(None, description="recent answers of the champion judged")
+    target_drift: bool | None = Field(
+        None, description="the known outcomes moved away from the training labels"
+    )
+    target_drift_score: float | None = None
+    target_drift_method: str | None = None
+    target_rows: int | None = Field(None, description="recent outcomes judged")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def status(self) -> Literal["drift", "ok"]:
+        """Input drift only: drifted predictions or outcomes have their own fields."""
         return "drift" if self.dataset_drift else "ok"
 
 

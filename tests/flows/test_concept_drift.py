@@ -74,6 +74,7 @@ def test_degradation_without_input_drift_retrains(
     # The inputs did not move: no input drift, and the model's answers did not move either.
     drift = detect_drift()
     assert drift["status"] == "checked" and drift["dataset_drift"] is False
+    assert drift["prediction"]["drifted"] is False
     assert drift["event_id"] is None
 
     perf = monitor_performance()

@@ -84,6 +84,9 @@ def test_clean_traffic_no_drift_no_alert(flow_settings, client, engine, receiver
     result = detect_drift()
     assert result["status"] == "checked"
     assert result["dataset_drift"] is False and result["event_id"] is None
+    # Clean traffic: the champion answers as it did on its training data, outcomes as then.
+    assert result["prediction"]["drifted"] is False and result["target"]["drifted"] is False
+    assert result["prediction"]["rows"] == result["target"]["rows"] == 600
     assert receiver.embeds() == []
 
     # The weekly run without drift decides not to retrain, and says so in the audit.
@@ -108,6 +111,7 @@ def test_drift_detected_event_then_retrain_promotes(
 
     result = detect_drift()
     assert result["dataset_drift"] is True and result["drifted_features"] == ["feature1"]
+    assert result["prediction"]["drifted"] is True and result["prediction"]["rows"] == 1700
     assert Path(result["report_path"]).is_file() and result["mlflow_run_id"]
     with session_scope(engine) as session:
         row = session.scalars(select(DriftReport)).one()
@@ -132,6 +136,8 @@ def test_drift_detected_event_then_retrain_promotes(
     assert titles == [
         "Model performance below thresholds (classification)",
         "Data drift detected (classification)",
+        # The shifted sensor moved the model's answers too: reported apart from the inputs.
+        "Prediction drift detected (classification)",
         "Retrain: version 2 promoted (classification)",
     ]
 

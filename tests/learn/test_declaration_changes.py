@@ -133,7 +133,7 @@ def train_v1(settings, folder: Path) -> tuple[int, np.ndarray, list[tuple[float,
 def logged(client: TestClient, engine, family: DeclaredFamily) -> np.ndarray:
     """The recent prediction inputs as the drift check reads them, oldest first."""
     assert client.app.state.runtime.writer.flush()  # type: ignore[attr-defined]
-    return RecentInputs(min_rows=1).load(engine, family)[::-1]
+    return RecentInputs(min_rows=1).rows(engine, family, None).X[::-1]
 
 
 def test_a_new_optional_feature(settings_factory, engine, tmp_path):
