@@ -262,15 +262,17 @@ def analyze_challenger(model: str | None = None) -> dict[str, Any]:
         verdict: str = comparison.verdict
         reason = comparison.reason
         policy = ChallengerPolicy.of(settings)
+        # While another run waits for a human, only an abort (a guardrail, a significant loss)
+        # may act: anything else would overwrite the wait and ask a second time.
+        if verdict != "abort" and _pending_approval(settings, engine, comparison):
+            logger.info("%s: an approval is already awaited", settings.family)
+            return {
+                "model": settings.family,
+                "arm": comparison.model_dump(mode="json"),
+                "outcome": "awaiting approval",
+                "watch": watched,
+            }
         if verdict == "advance" and comparison.promotes and policy.approval:
-            if _pending_approval(settings, engine, comparison):
-                logger.info("%s: an approval is already awaited", settings.family)
-                return {
-                    "model": settings.family,
-                    "arm": comparison.model_dump(mode="json"),
-                    "outcome": "awaiting approval",
-                    "watch": watched,
-                }
             verdict, reason = ask_approval(settings, engine, comparison)
         outcome = (
             "stale" if verdict == "stale" else apply(settings, engine, comparison, verdict, reason)

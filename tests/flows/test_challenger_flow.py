@@ -8,8 +8,10 @@ the outcome follows the true world, so a model trained on one world does worse o
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +22,7 @@ from ia_continu.learn import registry
 from ia_continu.sim import simulate_traffic
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import ChallengerArm, ModelEvent, PredictionLog
-from ia_continu.vocab import ArmStatus, ModelEventKind
+from ia_continu.vocab import Arm, ArmStatus, LoopEvent, ModelEventKind
 from tests.conftest import train
 from tests.flows.conftest import flush
 
@@ -266,8 +268,9 @@ def test_an_approval_given_in_the_ui_promotes(
                     )
                 )
                 if paused:
+                    # A scheduled run meanwhile does not ask a second time.
+                    answered.append(analyze_challenger()["outcome"])
                     resume_flow_run(paused[0].id, run_input={"approve": True, "comment": "ok"})
-                    answered.append(str(paused[0].id))
                     return
                 time.sleep(0.5)
 
@@ -275,8 +278,100 @@ def test_an_approval_given_in_the_ui_promotes(
     thread.start()
     result = analyze_challenger()
     thread.join(timeout=10)
-    assert answered, "the run never paused"
+    assert answered == ["awaiting approval"], "the run never paused"
     assert result["outcome"] == "promoted", result["reason"]
     assert result["reason"].startswith("approved: ok")
+    with session_scope(engine) as s:
+        assert registry.champion_version(s, flow_settings.family) == challenger
+
+
+def _events_about(api_url: str, name: str, since: datetime, timeout: float = 30.0) -> list[dict]:
+    """Events ``name`` about the default model stored by the Prefect server since ``since``
+    (they travel over a websocket and are persisted in batches: poll)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.post(
+            f"{api_url}/events/filter",
+            json={
+                "filter": {
+                    "event": {"name": [name]},
+                    "occurred": {"since": since.isoformat()},
+                    "resource": {"id": ["ia-continu.model.classification"]},
+                },
+                "limit": 50,
+            },
+            timeout=10,
+        )
+        r.raise_for_status()
+        if found := r.json()["events"]:
+            return found
+        assert time.monotonic() < deadline, f"no {name} event stored"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_backfill_announces_the_outcomes_it_wrote(
+    flow_settings, make_client, engine, receiver, prefect_server
+):
+    """The event the analyze-challenger deployment's trigger listens for."""
+    client = make_client()
+    train(client)
+    since = datetime.now(UTC)
+    _traffic(flow_settings, engine, client, 120, drift=0.0, seed=80)
+    (event,) = _events_about(prefect_server, LoopEvent.outcomes_recorded, since)
+    assert event["payload"] == {"updated": 120, "source": "synthetic"}
+    assert event["resource"]["ia-continu.family"] == "classification"
+    # No outcome written, no event.
+    backfill_actuals()
+    time.sleep(2)
+    assert len(_events_about(prefect_server, LoopEvent.outcomes_recorded, since)) == 1
+
+
+@pytest.mark.slow
+def test_a_failing_challenger_trips_the_error_guardrail_and_discord_down_changes_nothing(
+    flow_settings, make_client, engine, receiver, monkeypatch
+):
+    client, champion, _challenger = _challenged(make_client, monkeypatch, trained_on=DRIFT)
+    holder = client.app.state.runtime.holder
+    _serving(client, 50.0)
+    live = holder.challenger
+
+    def broken(X):
+        raise RuntimeError("challenger exploded")
+
+    holder.challenger = dataclasses.replace(
+        live, model=dataclasses.replace(live.model, score=broken)
+    )
+    simulate_traffic(flow_settings, engine, client, 200, drift=DRIFT, seed=90, delay_seconds=0)
+    flush(client)
+    receiver.answer(500)  # Discord is down: the flow still applies its verdict
+    result = analyze_challenger()
+    assert result["outcome"] == "aborted"
+    assert result["arm"]["guardrail"] == "error_rate"
+    assert result["arm"]["challenger"]["error_rate"] == 1.0
+    with session_scope(engine) as s:
+        assert registry.champion_version(s, flow_settings.family) == champion
+        # Every challenger row was answered by the champion: no client saw the failure.
+        rows = s.scalars(select(PredictionLog).where(PredictionLog.arm == Arm.challenger)).all()
+    assert rows and {r.model_version for r in rows} == {champion}
+
+
+@pytest.mark.slow
+def test_a_better_shadow_challenger_is_promoted_on_paired_rows(
+    flow_settings, make_client, engine, receiver, monkeypatch
+):
+    client, _champion, challenger = _challenged(
+        make_client, monkeypatch, trained_on=DRIFT, challenger_policy="shadow"
+    )
+    _wait_for(lambda: client.app.state.runtime.holder.challenger)
+    _traffic(flow_settings, engine, client, 500, drift=DRIFT, seed=95)
+    result = analyze_challenger()
+    arm = result["arm"]
+    assert arm["mode"] == "shadow" and arm["test"] == "McNemar exact test"
+    assert result["outcome"] == "promoted", arm["reason"]
+    # Paired: both arms judged on the same shadowed rows.
+    assert arm["challenger"]["labelled"] == arm["champion"]["labelled"] >= 100
     with session_scope(engine) as s:
         assert registry.champion_version(s, flow_settings.family) == challenger
