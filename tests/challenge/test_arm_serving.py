@@ -83,7 +83,7 @@ def test_canary_answers_its_sticky_share_and_the_log_says_who(make_client):
 
 
 def test_shadow_scores_beside_the_champion_without_answering(make_client):
-    client, champion, challenger = _challenged(
+    client, champion, _challenger = _challenged(
         make_client, challenger_policy="shadow", challenger_shadow_rate=0.5
     )
     assert _live(client).arm.mode == ArmMode.shadow
@@ -98,7 +98,7 @@ def test_shadow_scores_beside_the_champion_without_answering(make_client):
 
 
 def test_a_failing_challenger_is_answered_for_by_the_champion(make_client):
-    client, champion, challenger = _challenged(
+    client, champion, _challenger = _challenged(
         make_client, challenger_policy="canary", canary_steps=[100]
     )
     holder = client.app.state.runtime.holder
@@ -121,7 +121,7 @@ def test_a_failing_challenger_is_answered_for_by_the_champion(make_client):
 
 
 def test_steps_audited_to_champion_and_replicas_follow(make_client):
-    client, champion, challenger = _challenged(
+    client, _champion, challenger = _challenged(
         make_client, challenger_policy="shadow-then-canary", canary_steps=[10, 100]
     )
     runtime = client.app.state.runtime
@@ -154,7 +154,7 @@ def test_steps_audited_to_champion_and_replicas_follow(make_client):
 
 @pytest.mark.parametrize("by_hand", ["promote_other", "promote_challenger", "rollback"])
 def test_a_champion_changed_by_hand_ends_the_arm(make_client, by_hand):
-    client, champion, challenger = _challenged(make_client, challenger_policy="canary")
+    client, _champion, challenger = _challenged(make_client, challenger_policy="canary")
     if by_hand == "promote_other":
         third = train(client, seed=3, force=True)["model_version"]  # forced: champion at once
         expected = ArmStatus.aborted
@@ -180,8 +180,10 @@ def _arm(client) -> ChallengerArm:
 
 
 def test_a_new_challenger_replaces_the_live_one(make_client):
-    client, champion, challenger = _challenged(
-        make_client, challenger_policy="canary", promotion_margin=0.5  # any version passes
+    client, _champion, challenger = _challenged(
+        make_client,
+        challenger_policy="canary",
+        promotion_margin=0.5,  # any version passes
     )
     third = train(client, seed=3)
     assert third["status"] == "challenger"
