@@ -47,6 +47,11 @@ from ia_continu.store.tables import utcnow
 from notifications import Alert, Severity, notify
 
 AWAITING = "awaiting_approval"  # key of the arm's last verdict while an approval is pending
+# A hold for the same cause as the last one is audited again only after this long: the
+# schedule looks every few minutes, and an arm waiting a day for outcomes would otherwise
+# bury the audit log (and the dashboard's steps) under identical holds. GET .../challenger
+# computes the comparison as it stands whenever asked.
+HOLD_AUDIT_EVERY = timedelta(hours=1)
 
 
 class Approval(RunInput):
@@ -116,9 +121,22 @@ def apply(
             arms.abort(session, arm, reason, numbers)
             return "aborted"
         if verdict == "hold":
+            if extra is None and _same_hold(arm.last_verdict, comparison):
+                return "held"
             arms.hold(session, arm, reason, numbers)
             return "held"
         return arms.advance(session, settings, arm, reason, numbers)
+
+
+def _same_hold(last: dict[str, Any] | None, comparison: Comparison) -> bool:
+    """Was the last verdict a hold for the same cause, audited less than an hour ago?"""
+    if not last or last.get("verdict") != "hold" or last.get("hold") != comparison.hold:
+        return False
+    try:
+        at = datetime.fromisoformat(str(last.get("at")))
+    except ValueError:
+        return False
+    return utcnow() - at < HOLD_AUDIT_EVERY
 
 
 def _pending_approval(settings: Settings, engine: Engine, comparison: Comparison) -> bool:

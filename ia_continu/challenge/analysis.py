@@ -45,6 +45,10 @@ from ia_continu.vocab import Arm, ArmMode, Decision, ServedBy
 
 P = PredictionLog
 Verdict = Literal["advance", "hold", "abort"]
+HoldKind = Literal["too_few_outcomes", "metric_unavailable", "young_step", "inconclusive"]
+
+# Error metrics (every other one a model reports is a score: accuracy, R², F1...).
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse"})
 
 # A guardrail judges a rate only on this many of the challenger's requests: one failure in
 # the first three rows is not a 33 % error rate.
@@ -104,6 +108,7 @@ class Comparison(BaseModel):
     verdict: Verdict
     reason: str
     guardrail: str | None = Field(None, description="the guardrail that tripped, if any")
+    hold: HoldKind | None = Field(None, description="why it holds, when it does")
     promotes: bool = Field(description="advancing now makes the challenger champion")
 
     def numbers(self) -> dict[str, Any]:
@@ -130,6 +135,7 @@ class Comparison(BaseModel):
             "margin": self.margin,
             "alpha": self.alpha,
             "guardrail": self.guardrail,
+            "hold": self.hold,
             "window_start": self.window_start.isoformat(),
         }
         return {k: finite_or_none(v) for k, v in out.items()}
@@ -377,7 +383,7 @@ def metric_test(
         else:
             out = stats.welch(s1, s0, margin=m, alpha=alpha)
         return out, to_difference
-    sign = 1.0 if family.higher_is_better else -1.0
+    sign = 1.0 if _higher_is_better(family, metric) else -1.0
 
     def gain_of(i1: np.ndarray, i0: np.ndarray) -> float:
         new = metric_value(family, metric, p1[i1], y1[i1])
@@ -386,6 +392,12 @@ def metric_test(
 
     out = stats.bootstrap(gain_of, len(p1), len(p0), is_paired=paired, margin=margin, alpha=alpha)
     return out, lambda g: sign * g
+
+
+def _higher_is_better(family: ModelFamily, metric: str) -> bool:
+    if metric == family.primary_metric:
+        return family.higher_is_better
+    return metric not in LOWER_IS_BETTER
 
 
 # --- the verdict ------------------------------------------------------------------------------
@@ -434,10 +446,16 @@ def compare(
         "promotes": _promotes(arm, policy),
     }
 
-    def verdict(v: Verdict, reason: str, guardrail: str | None = None, **more: Any) -> Comparison:
+    def verdict(
+        v: Verdict,
+        reason: str,
+        guardrail: str | None = None,
+        hold: HoldKind | None = None,
+        **more: Any,
+    ) -> Comparison:
         if v == "hold" and now - arm.started_at >= timedelta(hours=policy.max_hours):
             v, reason = "abort", f"expired: inconclusive after {policy.max_hours:g} h ({reason})"
-        return Comparison(**base, **more, verdict=v, reason=reason, guardrail=guardrail)
+        return Comparison(**base, **more, verdict=v, reason=reason, guardrail=guardrail, hold=hold)
 
     if (tripped := _guardrail(policy, champion, challenger)) is not None:
         return verdict("abort", tripped[1], tripped[0])
@@ -447,9 +465,12 @@ def compare(
             "hold",
             f"too few outcomes: {challenger.labelled} challenger and {champion.labelled} "
             f"champion {'paired ' if paired else ''}rows labelled, {need} needed in each",
+            hold="too_few_outcomes",
         )
     if champion.metric is None or challenger.metric is None:
-        return verdict("hold", f"the {metric} of the window cannot be computed")
+        return verdict(
+            "hold", f"the {metric} of the window cannot be computed", hold="metric_unavailable"
+        )
     out, to_difference = metric_test(
         family, metric, paired, data, champion.metric, margin, policy.alpha
     )
@@ -481,6 +502,7 @@ def compare(
                 "hold",
                 f"not worse ({said}) but the step is {age.total_seconds() / 60:.1f} min old, "
                 f"{policy.min_step_minutes:g} min needed",
+                hold="young_step",
                 **found,
             )
         return verdict(
@@ -493,6 +515,7 @@ def compare(
         "hold",
         f"inconclusive: {said}, p(not worse)={out.p_not_worse:.3g}, "
         f"p(worse)={out.p_worse:.3g}, alpha {policy.alpha:g}",
+        hold="inconclusive",
         **found,
     )
 

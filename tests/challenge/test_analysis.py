@@ -146,6 +146,7 @@ def test_too_few_outcomes_hold_even_when_the_challenger_looks_better(engine, vie
 
     c = _compare(engine, view, build)
     assert c.verdict == "hold" and c.test is None and c.p_value is None
+    assert c.hold == "too_few_outcomes"
     assert c.reason.startswith("too few outcomes: 40 challenger and 40 champion")
     assert (c.challenger.rows, c.challenger.labelled) == (300, 40)
 
@@ -162,6 +163,7 @@ def test_an_inconclusive_arm_holds_then_expires(engine, view):
 
     c = _compare(engine, view, build(1.0))
     assert c.verdict == "hold" and c.reason.startswith("inconclusive")
+    assert c.hold == "inconclusive"
     with session_scope(engine) as s:
         s.query(ChallengerArm).delete()
         s.query(PredictionLog).delete()
@@ -179,7 +181,7 @@ def test_a_young_step_holds_a_winner(engine, settings_factory):
         return arm
 
     c = _compare(engine, young, build)
-    assert c.verdict == "hold" and "60 min needed" in c.reason
+    assert c.verdict == "hold" and "60 min needed" in c.reason and c.hold == "young_step"
 
 
 def test_a_significantly_worse_challenger_aborts_even_in_a_young_step(engine, settings_factory):
@@ -398,3 +400,25 @@ def test_the_watch_rolls_back_a_new_champion_significantly_worse_than_the_last(e
 
         waiting = watch.check(s, Settings(**{**view.model_dump(), **few}))
     assert waiting is not None and waiting.verdict == "wait"
+
+
+def test_other_metrics_are_bootstrapped_through_the_family(settings_factory):
+    """A gate metric that is not a mean of per-row values (R² here) goes to the seeded
+    bootstrap, computed by the family's own evaluate."""
+    from ia_continu.families import get_family
+
+    family = get_family("delay", settings_factory(family="delay"))
+    rng = np.random.default_rng(6)
+    y1, y0 = rng.normal(10, 3, 300), rng.normal(10, 3, 300)
+    data = (y1 + rng.normal(0, 1, 300), y1, y0 + rng.normal(0, 2.5, 300), y0)
+    r2_0 = family.evaluate(y0, data[2])["r2"]
+    out, to_difference = analysis.metric_test(family, "r2", False, data, r2_0, 0.0, 0.05)
+    assert out.test == "bootstrap"
+    expected = family.evaluate(y1, data[0])["r2"] - r2_0
+    assert out.gain == pytest.approx(expected)  # higher is better: gain = difference
+    assert to_difference(out.gain) == pytest.approx(expected)
+    assert out.low < expected < out.high and out.p_not_worse < 0.05
+    # Paired: both models on the same rows.
+    other = y1 + rng.normal(0, 2.5, 300)
+    paired, _ = analysis.metric_test(family, "r2", True, (data[0], y1, other, y1), r2_0, 0.0, 0.05)
+    assert paired.test == "paired bootstrap" and paired.p_not_worse < 0.05

@@ -170,7 +170,12 @@ def test_sparse_outcomes_hold_and_never_promote(
         assert registry.champion_version(s, flow_settings.family) == champion
         arm = s.scalars(select(ChallengerArm)).one()
         assert (arm.status, arm.step) == (ArmStatus.active, 0)
-    assert _events(engine)[-2:] == [ModelEventKind.challenger_held] * 2
+        assert arm.last_verdict["hold"] == "too_few_outcomes"
+    # The same hold again within the hour is not audited a second time.
+    assert _events(engine)[-2:] == [
+        ModelEventKind.challenger_started,
+        ModelEventKind.challenger_held,
+    ]
 
 
 @pytest.mark.slow
