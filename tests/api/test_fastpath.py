@@ -288,3 +288,14 @@ def test_generated_request_ids_are_fresh_uuid_hex(client):
         assert request_id[12] == "4" and request_id[16] in "89ab"  # UUID4's version, variant
         seen.add(request_id)
     assert len(seen) == 20
+
+
+def test_an_answer_with_a_non_finite_number_anywhere_is_refused():
+    from api.routes.predict import _finite
+
+    answer = {"prediction": 1, "confidence": 0.5, "contributing_factors": {"a": 0.1}}
+    assert _finite(answer)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        assert not _finite(answer | {"confidence": bad})
+        assert not _finite(answer | {"contributing_factors": {"a": 0.1, "b": bad}})
+        assert not _finite(answer | {"extra": [1.0, (2.0, bad)]})
