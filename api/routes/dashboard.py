@@ -3,9 +3,12 @@
 No build step: the page is static and reads the JSON endpoints from the browser. A picker
 lists the declared models (``/models/declared``; first choice: ``?model=`` or the service's
 default model) and every panel reads that model's routes (``/models/{model}/monitoring/*``,
-``/models/{model}/rollout/status``, ``/models/{model}``, ``/models/{model}/drift/latest``);
-the cards follow its task (MAE, RMSE, R² for a regressor; precision, recall, F1 for a
-classifier).
+``/models/{model}/rollout/status``, ``/models/{model}``, ``/models/{model}/drift/latest``,
+``/models/{model}/challenger``, ``/models/{model}/monitoring/estimates``); the cards follow
+its task (MAE, RMSE, R² for a regressor; precision, recall, F1 for a classifier). The
+challenger panel puts champion and challenger side by side (share, rows, outcomes, realised
+and estimated metric, error rate, fallback share, latency) with the test, the verdict and
+its reason, and the recent steps of the arm.
 """
 
 from __future__ import annotations

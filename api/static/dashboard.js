@@ -50,6 +50,8 @@
     flags: "/api/feature-flags/status",
     models: "/models",
     drift: "/api/drift/latest",
+    challenger: "/challenger",
+    estimates: "/api/ml-monitoring/estimates?hours=24",
   };
 
   // Every panel reads the chosen model's own routes.
@@ -63,6 +65,8 @@
       flags: base + "/rollout/status",
       models: base,
       drift: base + "/drift/latest",
+      challenger: base + "/challenger",
+      estimates: base + "/monitoring/estimates?hours=24",
     };
   }
 
@@ -278,6 +282,108 @@
     $("anomalies-list").tBodies[0].replaceChildren(...rows);
   }
 
+  // --- the challenger arm: champion and challenger side by side -------------------------------
+
+  // A metric of the live comparison, formatted as its card is (others: 4 significant digits).
+  const METRIC_FORMAT = { accuracy: pct, mae: FORMAT.mae, rmse: FORMAT.rmse, r2: FORMAT.r2, precision: pct, recall: pct, f1: pct };
+  function fmtMetric(name, v) {
+    if (!isNum(v)) return DASH;
+    return (METRIC_FORMAT[name] || ((x) => x.toPrecision(4)))(v);
+  }
+  function fmtP(v) {
+    return isNum(v) ? (v < 0.001 ? v.toExponential(1) : v.toFixed(3)) : DASH;
+  }
+  const VERDICT_STATUS = { advance: "good", hold: "warn", abort: "bad" };
+
+  function shares(arm) {
+    if (arm.mode === "shadow") {
+      return ["100 %", "shadow: scores " + fmtPct(arm.shadow_rate) + " of the champion's requests"];
+    }
+    return [(100 - arm.percentage).toFixed(0) + " % of ML traffic", "canary: " + arm.percentage.toFixed(0) + " % of ML traffic"];
+  }
+
+  function estimateOf(estimates, version) {
+    const versions = (estimates && Array.isArray(estimates.versions)) ? estimates.versions : [];
+    const found = versions.find((v) => String(v.model_version) === String(version));
+    return found && isNum(found.estimated) ? found.estimated : undefined;
+  }
+
+  function renderChallenger(ch, estimates) {
+    ch = ch || {};
+    const policy = ch.policy || {};
+    const steps = Array.isArray(policy.steps) ? policy.steps.map((v) => v + " %").join(" → ") : "";
+    setText("challenger-policy", policy.name
+      ? policy.name + (policy.name === "direct" ? " (a version that passes the offline gate is champion at once)"
+        : " · canary steps " + steps + " · " + policy.min_labelled + " outcomes per arm · alpha " + policy.alpha)
+      : null);
+    const arm = ch.active;
+    const c = ch.comparison;
+    $("challenger").dataset.state = arm ? arm.mode : "none";
+    $("challenger-live").hidden = !arm;
+    const none = $("challenger-none");
+    none.hidden = Boolean(arm);
+    const last = Array.isArray(ch.recent) && ch.recent.length ? ch.recent[0] : null;
+    none.textContent = arm ? "" : "no challenger live" + (last ? " · last: v" + last.version + " " + last.status + " " + fmtTime(last.ended_at) : "");
+
+    // The verdict: what the analysis says now of the live arm, else the last one given.
+    const verdict = c ? { verdict: c.verdict, reason: c.reason } : ch.last_verdict;
+    const badge = $("challenger-verdict");
+    badge.textContent = verdict && verdict.verdict ? verdict.verdict : DASH;
+    badge.dataset.status = (verdict && VERDICT_STATUS[verdict.verdict]) || "unknown";
+    $("challenger-reason").textContent = verdict && verdict.reason ? verdict.reason : (ch.comparison_error || "");
+
+    if (arm) {
+      const [championShare, challengerShare] = shares(arm);
+      const figures = { champion: (c && c.champion) || {}, challenger: (c && c.challenger) || {} };
+      const versions = { champion: arm.champion_version, challenger: arm.version };
+      const metric = c ? c.metric : undefined;
+      setText("arm-metric-name", metric ? metric + " (realised)" : "Gate metric");
+      setText("arm-estimate-name", estimates && estimates.metric
+        ? estimates.metric + " estimated (" + estimates.method + ", 24 h)" : "Estimated (24 h)");
+      for (const side of ["champion", "challenger"]) {
+        const f = figures[side];
+        setText("arm-" + side + "-version", versions[side] ? "v" + versions[side] : null);
+        setText("arm-" + side + "-share", side === "champion" ? championShare : challengerShare);
+        setText("arm-" + side + "-rows", fmtInt(f.rows));
+        setText("arm-" + side + "-labelled", fmtInt(f.labelled));
+        const cell = $("arm-" + side + "-metric");
+        cell.textContent = fmtMetric(metric, f.metric);
+        cell.dataset.value = isNum(f.metric) ? String(f.metric) : "";
+        const est = estimateOf(estimates, versions[side]);
+        setText("arm-" + side + "-estimated", estimates ? fmtMetric(estimates.metric, est) : DASH);
+        setText("arm-" + side + "-error", fmtPct(f.error_rate));
+        setText("arm-" + side + "-fallback", fmtPct(f.fallback_share));
+        setText("arm-" + side + "-latency", isNum(f.latency_ms) ? f.latency_ms.toFixed(2) + " ms" : DASH);
+      }
+      // Mark the better realised metric (per the model's direction).
+      const a = figures.champion.metric, b = figures.challenger.metric;
+      const better = isNum(a) && isNum(b) && a !== b ? ((b > a) === Boolean(c.higher_is_better) ? "challenger" : "champion") : null;
+      for (const side of ["champion", "challenger"]) $("arm-" + side + "-metric").dataset.better = side === better ? "yes" : "no";
+      setText("challenger-test", c && c.test ? c.test : "not run yet (too few outcomes)");
+      setText("challenger-p", fmtP(c && c.p_value));
+      setText("challenger-p-not-worse", fmtP(c && c.p_not_worse));
+      const effect = c && isNum(c.difference)
+        ? (c.difference >= 0 ? "+" : "") + c.difference.toPrecision(3) + " " + c.metric
+          + (isNum(c.ci_low) && isNum(c.ci_high) ? " [" + c.ci_low.toPrecision(3) + ", " + c.ci_high.toPrecision(3) + "]" : "")
+        : null;
+      setText("challenger-effect", effect);
+      setText("challenger-window", c ? fmtTime(c.window_start) : null);
+    }
+
+    const events = Array.isArray(ch.steps) ? ch.steps : [];
+    const items = events.slice(0, 12).map((e) => {
+      const m = e.metrics || {};
+      const where = m.mode === "shadow" ? "shadow" : isNum(m.percentage) ? m.percentage + " %" : "";
+      const p = isNum(m.p_value) ? " · p " + fmtP(m.p_value) : "";
+      return el("li", { "data-event": e.event },
+        el("strong", {}, e.event.replace("challenger_", "") + " v" + (e.version || "?")),
+        " " + where + p + " ", el("span", { class: "muted" }, fmtTime(e.at)),
+        e.reason ? " · " + e.reason : "");
+    });
+    if (!items.length) items.push(el("li", { class: "muted" }, "no challenger yet"));
+    $("challenger-steps").replaceChildren(...items);
+  }
+
   // --- daily trend: a tiny SVG chart (no library needed for three series of 7 points) ------
 
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -361,7 +467,10 @@
       node.hidden = Boolean(task) && !node.dataset.tasks.split(" ").includes(task);
     }
     const urls = endpoints(model);
-    const links = { summary: urls.summary, daily: urls.daily, flags: urls.flags, models: urls.models, drift: urls.drift };
+    const links = {
+      summary: urls.summary, daily: urls.daily, flags: urls.flags, models: urls.models, drift: urls.drift,
+      challenger: urls.challenger, estimates: urls.estimates,
+    };
     for (const [key, url] of Object.entries(links)) $("link-" + key).setAttribute("href", url);
     $("anomalies-json").setAttribute("href", urls.anomalies);
   }
@@ -418,6 +527,7 @@
       () => renderModels(data.models),
       () => renderAnomalies(data.anomalies),
       () => renderDaily(data.daily),
+      () => renderChallenger(data.challenger, data.estimates),
     ];
     for (const step of steps) {
       try { step(); } catch (err) { missing.push("render: " + err.message); }
