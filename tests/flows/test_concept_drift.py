@@ -9,8 +9,15 @@ day's labelled traffic and promotes a model of the new world.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from sqlalchemy import select, update
@@ -27,6 +34,7 @@ from ia_continu.store.tables import ModelEvent, PredictionLog, utcnow
 from ia_continu.vocab import LoopEvent, ModelEventKind
 from tests.conftest import train
 from tests.flows.conftest import flush, stored_event
+from tests.flows.test_deployments import _retrain_runs
 from tests.flows.test_loop import events
 
 # The changed world: same inputs, the second feature now pushes the other way.
@@ -125,3 +133,60 @@ def test_a_good_day_does_not_retrain(flow_settings, client, engine, receiver, pr
     assert out["decision"]["retrain"] is False and out["decision"]["sustained"] is False
     assert [w["source"] for w in out["decision"]["checks"]["windows"]] == ["realised"] * 3
     assert events(engine)[-1] == (ModelEventKind.retrain_skipped, None)
+
+
+def _trigger_exists(api_url: str, name: str) -> bool:
+    r = httpx.post(f"{api_url}/automations/filter", json={}, timeout=10)
+    return r.status_code == 200 and any(a["name"] == name for a in r.json())
+
+
+@pytest.mark.slow
+def test_the_sustained_event_starts_the_served_retrain(
+    flow_settings, client, engine, receiver, prefect_server
+):
+    """The live path: the retrain deployment served by another process, as `ia-continu run`
+    does; monitor_performance's event starts it through `retrain-on-sustained-degradation`."""
+    train(client, samples=2000)
+    send_day(flow_settings, engine, client, per_window=300, concept_changed=True, seed=40)
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "deployments.serve", "retrain"],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not _trigger_exists(prefect_server, "retrain-on-sustained-degradation"):
+            assert server.poll() is None, server.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "sustained-degradation trigger never registered"
+            time.sleep(1)
+
+        assert monitor_performance()["sustained_event_id"]
+
+        deadline = time.monotonic() + 150
+        runs: list = []
+        while not any(r.state and r.state.is_final() for r in runs):
+            assert server.poll() is None, server.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, f"no retrain run finished: {runs}"
+            time.sleep(2)
+            runs = asyncio.run(_retrain_runs(prefect_server))
+        (run,) = runs
+        assert run.state.is_completed(), run.state
+        assert run.parameters["model"] == "classification"
+        assert run.parameters["reason"].startswith("sustained degradation event: ['accuracy 0.")
+        assert run.parameters["reason"].endswith("over 3 windows of 8.0 h on model 1")
+        assert events(engine)[-2:] == [
+            (ModelEventKind.retrain, "2"),
+            (ModelEventKind.promote, "2"),
+        ]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
