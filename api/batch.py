@@ -148,13 +148,22 @@ def answer_body(answers: Answers, family: ModelFamily) -> bytes:
         "request_ids": answers.request_ids,
         "predictions": family.labels(prediction),
         "confidence": confidence.round(6).tolist(),
-        "served_by": np.where(by_ml, ServedBy.ml, ServedBy.fallback).tolist(),
+        "served_by": _served_by(by_ml),
         "decision": answers.decision.tolist(),  # vocab.Decision members: strings in JSON
         "risk_level": answers.risk_level,  # None unless the family grades its answers
     }
     if answers.by_challenger is not None and answers.by_challenger.any():
         body["model_versions"] = answers.versions()  # a canary answered some of the rows
     return _ENCODER.encode(body)
+
+
+def _served_by(by_ml: np.ndarray) -> list[str]:
+    # One answerer for every row is the common case: no per-row choice to make then.
+    if by_ml.all():
+        return [ServedBy.ml] * len(by_ml)
+    if not by_ml.any():
+        return [ServedBy.fallback] * len(by_ml)
+    return np.where(by_ml, ServedBy.ml, ServedBy.fallback).tolist()
 
 
 def no_finite_answer() -> InvalidFeatures:

@@ -164,7 +164,9 @@ def test_bodies_only_the_standard_parser_reads_get_its_answer(raw):
         assert outcome == ("422", "body must be an object with a 'features' list of rows")
 
 
-def _answers(prediction: list[float], confidence: list[float]) -> Answers:
+def _answers(
+    prediction: list[float], confidence: list[float], by_ml: list[bool] | None = None
+) -> Answers:
     from datetime import datetime
 
     n = len(prediction)
@@ -172,7 +174,7 @@ def _answers(prediction: list[float], confidence: list[float]) -> Answers:
         request_ids=[f"r{i}" for i in range(n)],
         prediction=np.array(prediction),
         confidence=np.array(confidence),
-        by_ml=np.ones(n, bool),
+        by_ml=np.array(by_ml) if by_ml is not None else np.ones(n, bool),
         decision=np.full(n, Decision.ml, dtype=object),
         model_version="3",
         latency_ms=0.1,
@@ -193,6 +195,19 @@ def test_the_answer_is_the_json_the_columns_say():
         "decision": ["ml", "ml"],
         "risk_level": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("by_ml", "served_by", "version"),
+    [
+        ([True, False, True], ["ml", "fallback", "ml"], "3"),
+        ([False, False, False], ["fallback"] * 3, None),
+    ],
+)
+def test_who_answered_each_row(by_ml, served_by, version):
+    answers = _answers([1.0, 0.0, 1.0], [0.9, 0.8, 0.7], by_ml)
+    body = json.loads(answer_body(answers, CLASSIFICATION))
+    assert body["served_by"] == served_by and body["model_version"] == version
 
 
 @pytest.mark.parametrize("column", ["prediction", "confidence"])
