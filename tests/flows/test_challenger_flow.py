@@ -8,6 +8,7 @@ the outcome follows the true world, so a model trained on one world does worse o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import time
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from flows.analyze_challenger import analyze_challenger
+from flows.analyze_challenger import analyze_challenger, analyze_every_model
 from flows.backfill_actuals import backfill_actuals
 from ia_continu.learn import registry
 from ia_continu.sim import simulate_traffic
@@ -25,6 +26,7 @@ from ia_continu.store.tables import ChallengerArm, ModelEvent, PredictionLog
 from ia_continu.vocab import Arm, ArmStatus, LoopEvent, ModelEventKind
 from tests.conftest import train
 from tests.flows.conftest import flush
+from tests.flows.test_loop import _artifact
 
 DRIFT = 3.0
 POLICY = {
@@ -94,7 +96,7 @@ def test_a_better_challenger_ramps_to_champion_with_nobody_s_help(
     flow_settings, make_client, engine, receiver, monkeypatch
 ):
     # Live traffic comes from the drifted world; the challenger learnt it, the champion not.
-    client, _champion, challenger = _challenged(make_client, monkeypatch, trained_on=DRIFT)
+    client, champion, challenger = _challenged(make_client, monkeypatch, trained_on=DRIFT)
     outcomes = []
     for step, percentage in enumerate([50.0, 100.0]):
         _serving(client, percentage)
@@ -118,6 +120,10 @@ def test_a_better_challenger_ramps_to_champion_with_nobody_s_help(
         ModelEventKind.promote,
         ModelEventKind.challenger_promoted,
     ]
+    report = asyncio.run(_artifact("ia-continu-challenger"))
+    assert report is not None and report.type == "markdown"
+    assert f"# Challenger {challenger} against champion {champion}" in report.data
+    assert "**advance** (promoted)" in report.data and "two-proportion z-test" in report.data
     titles = [e["title"] for e in receiver.embeds()]
     assert any(t.startswith("Challenger advanced") for t in titles)
     assert any(t.startswith("Challenger promoted to champion") for t in titles)
@@ -150,8 +156,8 @@ def test_an_offline_winner_that_loses_live_is_aborted_and_the_champion_keeps_ser
     _serving(client, None)
     r = client.post("/predict", json={"features": [0.0, 0.0], "request_id": "after-abort"})
     assert r.json()["model_version"] == champion
-    # Nothing left to judge.
-    assert analyze_challenger()["arm"] is None
+    # Nothing left to judge (the scheduled fan-out, over this model).
+    assert analyze_every_model(models=["classification"])["classification"]["arm"] is None
 
 
 @pytest.mark.slow
