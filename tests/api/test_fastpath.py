@@ -279,13 +279,13 @@ def test_every_fast_answer_is_logged(client):
     assert {r.request_id: r.driver_id for r in rows} == {f"many-{i}": f"d{i}" for i in range(50)}
 
 
-def test_generated_request_ids_are_fresh_uuid_hex(client):
+def test_generated_request_ids_are_fresh_time_ordered_uuid_hex(client):
     seen = set()
     for _ in range(20):
         r = _post(client, "/predict", '{"features": [1, 2]}', FAST)
         request_id = r.json()["request_id"]
         assert len(request_id) == 32 and int(request_id, 16) >= 0
-        assert request_id[12] == "4" and request_id[16] in "89ab"  # UUID4's version, variant
+        assert request_id[12] == "7" and request_id[16] in "89ab"  # UUID7's version, variant
         seen.add(request_id)
     assert len(seen) == 20
 
