@@ -13,8 +13,10 @@ measured over the same window, unless it has fewer than ``min_labelled`` outcome
 The verdict, in this order:
 
 1. Guardrails (once the challenger has ``GUARDRAIL_MIN_ROWS`` requests), each aborts at
-   once: its error rate (assigned rows it did not answer itself), its mean latency against
-   the champion's, the share of its rows the fallback answered.
+   once: the share of its rows the fallback answered, its error rate (assigned rows it did
+   not answer itself), its mean latency against the champion's; and (once as many ML
+   requests were answered without any arm) the share of the ML traffic answered by replicas
+   that do not serve it at all (it failed to load there: such rows carry no arm).
 2. Fewer than ``min_labelled`` outcomes in either arm: hold. Too few outcomes never pass.
 3. The test (``stats``) on the model's gate metric, with the model's ``promotion_margin`` m
    as non-inferiority margin (the same tolerance as the offline gate): challenger
@@ -49,6 +51,10 @@ HoldKind = Literal["too_few_outcomes", "metric_unavailable", "young_step", "inco
 
 # Error metrics (every other one a model reports is a score: accuracy, R², F1...).
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse"})
+
+# Every replica loads the challenger within a poll of the arm's start; ML rows answered
+# without an arm after this long come from one that could not.
+LOAD_GRACE = timedelta(seconds=60)
 
 # A guardrail judges a rate only on this many of the challenger's requests: one failure in
 # the first three rows is not a 33 % error rate.
@@ -109,6 +115,11 @@ class Comparison(BaseModel):
     reason: str
     guardrail: str | None = Field(None, description="the guardrail that tripped, if any")
     hold: HoldKind | None = Field(None, description="why it holds, when it does")
+    unserved_share: float | None = Field(
+        None,
+        description="share of the ML requests answered by replicas that do not serve the "
+        "challenger (it failed to load there), after a grace for every replica to load it",
+    )
     promotes: bool = Field(description="advancing now makes the challenger champion")
 
     def numbers(self) -> dict[str, Any]:
@@ -136,6 +147,7 @@ class Comparison(BaseModel):
             "alpha": self.alpha,
             "guardrail": self.guardrail,
             "hold": self.hold,
+            "unserved_share": self.unserved_share,
             "window_start": self.window_start.isoformat(),
         }
         return {k: finite_or_none(v) for k, v in out.items()}
@@ -290,6 +302,30 @@ def _shadow_figures(
     return champion, challenger
 
 
+def _unserved(
+    session: Session, settings: Settings, arm: ChallengerArm, start: datetime, end: datetime
+) -> tuple[int, int]:
+    """(ML rows answered without any arm, ML rows in the arm) since ``start``, after the
+    load grace: a replica that failed to load the challenger answers its requests alone."""
+    grace = max(LOAD_GRACE, timedelta(seconds=10 * settings.champion_poll_seconds))
+    since = max(start, arm.started_at + grace)
+    if since >= end:
+        return 0, 0
+    rows = session.execute(
+        select(P.arm.is_(None), func.count())
+        .where(
+            P.family == arm.family,
+            P.served_by == ServedBy.ml,
+            P.created_at >= since,
+            P.created_at <= end,
+            or_(P.arm.is_(None), P.challenger_version == arm.version),
+        )
+        .group_by(P.arm.is_(None))
+    ).all()
+    counts = {bool(without): int(n) for without, n in rows}
+    return counts.get(True, 0), counts.get(False, 0)
+
+
 def _labelled(
     session: Session, arm: ChallengerArm, w: Window
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -424,6 +460,8 @@ def compare(
     challenger.labelled, champion.labelled = len(data[0]), len(data[2])
     challenger.metric = metric_value(family, metric, data[0], data[1])
     champion.metric = metric_value(family, metric, data[2], data[3])
+    unserved, served = _unserved(session, settings, arm, start, now)
+    unserved_share = unserved / (unserved + served) if unserved + served else None
 
     base: dict[str, Any] = {
         "family": arm.family,
@@ -444,6 +482,7 @@ def compare(
         "champion": champion,
         "challenger": challenger,
         "promotes": _promotes(arm, policy),
+        "unserved_share": unserved_share,
     }
 
     def verdict(
@@ -459,6 +498,18 @@ def compare(
 
     if (tripped := _guardrail(policy, champion, challenger)) is not None:
         return verdict("abort", tripped[1], tripped[0])
+    if (
+        unserved >= GUARDRAIL_MIN_ROWS
+        and unserved_share is not None
+        and unserved_share > policy.max_error_rate
+    ):
+        return verdict(
+            "abort",
+            f"guardrail: {unserved_share:.1%} of the ML requests ({unserved}) were answered "
+            f"by replicas that do not serve challenger {arm.version} (it failed to load "
+            f"there; max {policy.max_error_rate:.1%})",
+            "not_served",
+        )
     need = policy.min_labelled
     if challenger.labelled < need or champion.labelled < need:
         return verdict(

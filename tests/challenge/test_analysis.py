@@ -422,3 +422,47 @@ def test_other_metrics_are_bootstrapped_through_the_family(settings_factory):
     other = y1 + rng.normal(0, 2.5, 300)
     paired, _ = analysis.metric_test(family, "r2", True, (data[0], y1, other, y1), r2_0, 0.0, 0.05)
     assert paired.test == "paired bootstrap" and paired.p_not_worse < 0.05
+
+
+def _unassigned(s, n: int, minutes_ago: float) -> None:
+    """ML rows answered with no arm: a replica that could not load the challenger."""
+    for i in range(n):
+        s.add(
+            PredictionLog(
+                request_id=f"alone-{minutes_ago}-{i}",
+                family="classification",
+                features=[0.0, 0.0],
+                prediction=1.0,
+                confidence=0.9,
+                model_version=CHAMPION,
+                latency_ms=1.0,
+                decision=Decision.ml,
+                served_by=ServedBy.ml,
+                created_at=utcnow() - timedelta(minutes=minutes_ago),
+            )
+        )
+
+
+def test_a_challenger_some_replica_cannot_load_is_aborted(engine, view):
+    def build(s):
+        arm = _arm(s)  # started an hour ago: every replica had time to load it
+        _rows(s, Arm.challenger, 50, 0.9, labelled=5, seed=1)
+        _rows(s, Arm.champion, 50, 0.9, labelled=5, seed=2)
+        _unassigned(s, 40, minutes_ago=5)
+        return arm
+
+    c = _compare(engine, view, build)
+    assert c.verdict == "abort" and c.guardrail == "not_served"
+    assert c.unserved_share == pytest.approx(40 / 140)
+
+
+def test_rows_without_the_arm_in_the_load_grace_are_not_failures(engine, view):
+    def build(s):
+        arm = _arm(s, age_hours=0.5 / 60)  # started 30 s ago: replicas still loading it
+        arm.step_started_at = arm.started_at
+        _rows(s, Arm.challenger, 50, 0.9, labelled=5, seed=1, minutes_ago=0.1)
+        _unassigned(s, 40, minutes_ago=0.2)
+        return arm
+
+    c = _compare(engine, view, build)
+    assert c.guardrail is None and c.unserved_share is None and c.verdict == "hold"
