@@ -1,9 +1,11 @@
 """``ia-continu run`` + ``ia-continu demo``: the main job really starts, registers the
 deployments with their schedules and the drift trigger, the demo's drift event triggers a
-retrain whose alert arrives, and SIGTERM stops every child."""
+retrain whose version goes live as a canary, the analysis ramps it to champion step by step
+(audited, alerted), and SIGTERM stops every child."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from ia_continu.vocab import LoopEvent
 from tests.flows.conftest import free_port
@@ -40,6 +43,11 @@ def test_run_and_demo_then_sigterm_stops_everything(tmp_path):
         IA_CONTINU_DATA_DIR=str(tmp_path / "data"),
         IA_CONTINU_PORT=str(api_port),
         IA_CONTINU_ENVIRONMENT="test",
+        # The canary path: two steps, judged as soon as each arm has 100 outcomes.
+        IA_CONTINU_CHALLENGER_POLICY="canary",
+        IA_CONTINU_CANARY_STEPS="[25, 100]",
+        IA_CONTINU_CHALLENGER_MIN_STEP_MINUTES="0",
+        IA_CONTINU_CHALLENGER_MIN_LABELLED="100",
     )
     proc = subprocess.Popen(
         [
@@ -87,7 +95,8 @@ def test_run_and_demo_then_sigterm_stops_everything(tmp_path):
         assert health.status_code == 200 and health.json()["status"] == "degraded"  # no model
 
         # The demo drives one full cycle: drift detected, the event triggers the served
-        # retrain, the gate decides, the alerts reach run's local receiver.
+        # retrain, the gate puts the new version live as a canary, the analysis ramps it to
+        # champion, the alerts reach run's local receiver.
         demo = subprocess.run(
             [
                 sys.executable,
@@ -103,13 +112,36 @@ def test_run_and_demo_then_sigterm_stops_everything(tmp_path):
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=600,
         )
-        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-        assert "dataset drift True" in demo.stdout
-        assert "audit: promote version 2" in demo.stdout, demo.stdout
-        assert "Data drift detected" in demo.stdout
-        assert "Retrain: version 2 promoted" in demo.stdout
+        out = demo.stdout
+        assert demo.returncode == 0, out[-3000:] + demo.stderr[-3000:]
+        assert "dataset drift True" in out
+        assert "audit: challenger_started version 2" in out, out
+        assert "Challenger v2 is live against champion v1: policy canary" in out, out
+        assert "ADVANCED -> canary 100%" in out, out
+        assert "PROMOTED -> champion" in out, out
+        assert "audit: challenger_promoted version 2; champion is now 2" in out, out
+        assert "Data drift detected" in out
+        assert "Retrain: version 2 challenger" in out
+        assert "Challenger promoted to champion" in out
+        # The audit log holds each step with its numbers: started at 25 %, advanced to
+        # 100 % on a test, then champion.
+        db = create_engine(f"sqlite:///{tmp_path / 'data' / 'ia_continu.db'}")
+        with db.connect() as conn:
+            steps = conn.execute(
+                text(
+                    "SELECT event, metrics FROM model_events WHERE event IN "
+                    "('challenger_started', 'challenger_advanced', 'challenger_promoted') "
+                    "ORDER BY id"
+                )
+            ).all()
+        db.dispose()
+        kinds = [e for e, _ in steps]
+        assert kinds == ["challenger_started", "challenger_advanced", "challenger_promoted"]
+        numbers = [json.loads(m) if isinstance(m, str) else m for _, m in steps]
+        assert [n["percentage"] for n in numbers[:2]] == [25.0, 100.0]
+        assert numbers[1]["p_value"] is not None and numbers[1]["p_not_worse"] < 0.05
 
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=60)
