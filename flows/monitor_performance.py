@@ -152,13 +152,28 @@ def recovered_alert(settings: Settings, report: WindowReport, previous: list[str
 @task(cache_policy=NO_CACHE)
 def sustained(settings: Settings, engine: Engine, version: str | None) -> list[str] | None:
     """What the champion crossed in each recent window, when it crossed its retrain limit in
-    all of them; else None."""
+    all of them; else None. Each window's verdict is a table artifact."""
     from ia_continu.watch.degradation import recent_windows
 
     family = get_family(settings.family, settings)
     with session_scope(engine) as session:
         windows = recent_windows(session, settings, family, version)
     bad, verdicts = decide.sustained_degradation(windows, settings, family.rules)
+    create_table_artifact(
+        key=artifact_key("ia-continu-degradation", settings.family),
+        table=[
+            {
+                "window start": v.start,
+                "judged on": v.source,
+                "outcomes": v.labelled,
+                "crossed": " and ".join(v.crossed) or "-",
+            }
+            for v in verdicts
+        ],
+        description=f"{settings.family}: the champion ({version}) over the last "
+        f"{settings.degradation_windows} windows of {settings.degradation_window_hours:g} h; "
+        "a retrain limit crossed in all of them retrains",
+    )
     return [" and ".join(v.crossed) for v in verdicts] if bad else None
 
 

@@ -35,7 +35,7 @@ from ia_continu.vocab import LoopEvent, ModelEventKind
 from tests.conftest import train
 from tests.flows.conftest import flush, stored_event
 from tests.flows.test_deployments import _retrain_runs
-from tests.flows.test_loop import events
+from tests.flows.test_loop import _artifact, events
 
 # The changed world: same inputs, the second feature now pushes the other way.
 NEW_WEIGHTS = TRUE_WEIGHTS * np.array([1.0, -1.0])
@@ -94,6 +94,9 @@ def test_degradation_without_input_drift_retrains(
     )
     assert event["payload"]["model_version"] == "1" and event["payload"]["windows"] == 3
     assert event["resource"]["ia-continu.family"] == "classification"
+    table = asyncio.run(_artifact("ia-continu-degradation"))
+    assert table is not None and table.type == "table"
+    assert table.data.count('"realised"') == 3 and "accuracy 0." in table.data
     # The next hourly run sees the same incident: no second event (no retrain every hour).
     again = monitor_performance()
     assert again["sustained"] and again["sustained_event_id"] is None

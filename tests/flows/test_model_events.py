@@ -68,6 +68,7 @@ def test_a_declared_model_s_drift_event_retrains_that_model(
 
     result = detect_drift(model=MODEL)
     assert result["dataset_drift"] is True and "weather" in result["drifted_features"]
+    assert result["prediction"]["drifted"] is True
     event = stored_event(prefect_server, LoopEvent.drift_detected, result["event_id"])
     assert event["resource"]["prefect.resource.id"] == MODEL_RESOURCE_ID.format(family=MODEL)
     assert event["resource"]["ia-continu.family"] == MODEL
@@ -87,8 +88,10 @@ def test_a_declared_model_s_drift_event_retrains_that_model(
     assert model_events(engine, "classification") == []  # the default model untouched
 
     titles = [e["title"] for e in receiver.embeds()]
-    assert titles[:2] == [
+    assert titles[:3] == [
         f"Model performance below thresholds ({MODEL})",
         f"Data drift detected ({MODEL})",
+        # The drifted weather moved the model's answers too (reported apart from the inputs).
+        f"Prediction drift detected ({MODEL})",
     ]
-    assert titles[2].startswith("Retrain: version 2 ") and titles[2].endswith(f"({MODEL})")
+    assert titles[3].startswith("Retrain: version 2 ") and titles[3].endswith(f"({MODEL})")
