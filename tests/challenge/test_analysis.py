@@ -466,3 +466,39 @@ def test_rows_without_the_arm_in_the_load_grace_are_not_failures(engine, view):
 
     c = _compare(engine, view, build)
     assert c.guardrail is None and c.unserved_share is None and c.verdict == "hold"
+
+
+def test_a_declared_multiclass_model_is_judged_on_its_classes(engine, view):
+    """iris (declared, three classes): accuracy from the stored class indices."""
+    from ia_continu.catalog import model_settings
+
+    iris = model_settings(view, "iris")
+    rng = np.random.default_rng(7)
+    with session_scope(engine) as s:
+        arm = _arm(s, family="iris")
+        for who, right_share in ((Arm.challenger, 0.95), (Arm.champion, 0.75)):
+            for i in range(200):
+                actual = float(rng.integers(0, 3))
+                pred = actual if i < right_share * 200 else (actual + 1) % 3
+                s.add(
+                    PredictionLog(
+                        request_id=f"iris-{who}-{i}",
+                        family="iris",
+                        features=[5.0, 3.0, 1.5, 0.2],
+                        prediction=pred,
+                        confidence=0.9,
+                        model_version=CHALLENGER if who == Arm.challenger else CHAMPION,
+                        latency_ms=1.0,
+                        decision=Decision.ml,
+                        served_by=ServedBy.ml,
+                        arm=who,
+                        challenger_version=CHALLENGER,
+                        actual=actual,
+                        created_at=utcnow() - timedelta(minutes=5),
+                    )
+                )
+        s.flush()
+        c = analysis.compare(s, iris, arm)
+    assert (c.family, c.metric, c.test) == ("iris", "accuracy", "two-proportion z-test")
+    assert c.challenger.metric == pytest.approx(0.95) and c.champion.metric == pytest.approx(0.75)
+    assert c.verdict == "advance"
