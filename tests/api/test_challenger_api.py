@@ -158,3 +158,27 @@ def test_a_direct_policy_refuses_a_challenger(client):
     r = client.post("/challenger", json={"version": first}, headers=ADMIN)
     assert r.status_code == 409 and "'direct'" in r.json()["detail"], r.text
     assert second != first and _status(client)["active"] is None
+
+
+def test_a_shadow_arm_is_read_with_its_paired_rows(make_client):
+    client, champion, challenger = _challenged(
+        make_client, challenger_policy="shadow", challenger_shadow_rate=0.5
+    )
+    _wait_served(client, challenger)
+    rows = [[0.3, -0.2], [1.0, 0.5], [-0.4, 0.9], [0.1, 0.1]] * 25
+    ids = [f"shadow-{i}" for i in range(len(rows))]
+    r = client.post("/predict/batch", json={"features": rows, "request_ids": ids})
+    body = r.json()
+    assert r.status_code == 200 and "model_versions" not in body  # the champion answered all
+    assert body["model_version"] == champion
+    status = _status(client)
+    active = status["active"]
+    assert (active["mode"], active["step"], active["percentage"]) == ("shadow", -1, 0.0)
+    assert active["shadow_rate"] == 0.5
+    comparison = status["comparison"]
+    # Every request was the champion's to answer; about half were also scored in shadow.
+    assert comparison["mode"] == "shadow" and comparison["champion"]["rows"] == len(rows)
+    assert 0 < comparison["challenger"]["rows"] < len(rows)
+    assert comparison["verdict"] == "hold"  # no outcome yet
+    text = client.get("/metrics").text
+    assert f'challenger_canary_percentage{{model="{status["model"]}"}} 0.0' in text

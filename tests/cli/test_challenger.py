@@ -58,6 +58,11 @@ def test_status_abort_start_advance_through_the_api(live):
     assert "champion  challenger" in out  # the two arms side by side
     assert "verdict now: HOLD: too few outcomes" in out
     assert "challenger_started" in out
+    # The same arm at the model's own path (--model): the default model here.
+    r = _cli(env, "status", "--model", "classification")
+    assert r.returncode == 0 and r.stdout == out, r.stderr
+    r = _cli(env, "status", "--model", "nosuchmodel")
+    assert r.returncode == 1 and r.stderr.startswith("error: the API answered 404:"), r.stderr
 
     r = _cli(env, "abort", "--reason", "by hand")
     assert r.returncode == 0, r.stderr
