@@ -512,7 +512,8 @@
   async function refreshOnce() {
     const shown = model;
     const urls = endpoints(shown);
-    const names = Object.keys(urls);
+    // The estimates score a day of predictions: asked for only while a challenger is live.
+    const names = Object.keys(urls).filter((n) => n !== "estimates");
     const results = await Promise.allSettled(names.map((n) => getJSON(urls[n])));
     const data = {};
     const missing = [];
@@ -520,6 +521,9 @@
       if (r.status === "fulfilled") data[names[i]] = r.value;
       else missing.push(urls[names[i]].split("?")[0]);
     });
+    if (data.challenger && data.challenger.active) {
+      try { data.estimates = await getJSON(urls.estimates); } catch (_) { missing.push(urls.estimates.split("?")[0]); }
+    }
     const steps = [
       () => renderCards(data.summary),
       () => renderRollout(data.flags, data.summary),

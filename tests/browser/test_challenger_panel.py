@@ -119,6 +119,13 @@ def test_both_arms_side_by_side_with_the_verdict(api, browser):  # noqa: F811
         cell = driver.find_element(By.ID, f"arm-{side}-metric")
         assert float(cell.get_attribute("data-value")) == pytest.approx(figures["metric"])
         assert cell.text == f"{figures['metric'] * 100:.1f} %"
+    # Beside the realised metric, each version's CBPE estimate of the last 24 h.
+    estimates = api.get("/api/ml-monitoring/estimates", params={"hours": 24}).json()
+    by_version = {v["model_version"]: v["estimated"] for v in estimates["versions"]}
+    assert by_version.get("1") is not None and by_version.get("2") is not None, estimates
+    for side, version in (("champion", "1"), ("challenger", "2")):
+        assert _text(driver, f"arm-{side}-estimated") == f"{by_version[version] * 100:.1f} %"
+    assert _text(driver, "arm-estimate-name") == "accuracy estimated (cbpe, 24 h)"
     assert c["metric"] == "accuracy"
     assert _text(driver, "arm-metric-name") == "accuracy (realised)"
     # The challenger was right on every row, the champion on half: it is marked better.
