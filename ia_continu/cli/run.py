@@ -144,8 +144,28 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+# The local loop judges a new version live, as a canary, so that `ia-continu demo` shows the
+# whole path (gate, canary step, analysis, champion) in minutes: one step at 25 % then 100 %,
+# no minimum step time, 100 outcomes per arm. Production keeps the settings' own defaults
+# (direct); any of these set in the environment or .env wins.
+LOCAL_LOOP_DEFAULTS = {
+    "challenger_policy": "canary",
+    "canary_steps": "[25, 100]",
+    "challenger_min_step_minutes": "0",
+    "challenger_min_labelled": "100",
+}
+
+
 def child_env(settings: Settings, prefect_api: str) -> dict[str, str]:
+    local: dict[str, str] = {}
+    if settings.environment != "production":
+        local = {
+            f"IA_CONTINU_{name.upper()}": value
+            for name, value in LOCAL_LOOP_DEFAULTS.items()
+            if name not in settings.model_fields_set
+        }
     return {
+        **local,
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # Absolute, so every child agrees whatever its working directory.

@@ -163,3 +163,39 @@ def _alive(pid: int) -> bool:
     # A zombie is dead but not yet reaped by its parent.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_the_local_loop_judges_new_versions_as_a_canary_unless_told_otherwise(monkeypatch):
+    """`ia-continu run` hands its children a live canary policy (so the demo shows the canary
+    path); a value set by the user wins, and production keeps the settings' defaults."""
+    from ia_continu.cli.run import child_env
+    from ia_continu.config import Settings
+
+    for name in ("CHALLENGER_POLICY", "CANARY_STEPS", "ENVIRONMENT", "API_KEY"):
+        monkeypatch.delenv(f"IA_CONTINU_{name}", raising=False)
+    env = child_env(Settings(_env_file=None), "http://127.0.0.1:4200/api")
+    assert env["IA_CONTINU_CHALLENGER_POLICY"] == "canary"
+    with monkeypatch.context() as m:  # what a child process reads from that environment
+        for name in _CHALLENGER_VARS:
+            m.setenv(name, env[name])
+        children = Settings(_env_file=None)
+    assert children.challenger_policy == "canary" and children.canary_steps == (25.0, 100.0)
+    assert children.challenger_min_step_minutes == 0
+
+    monkeypatch.setenv("IA_CONTINU_CHALLENGER_POLICY", "direct")
+    env = child_env(Settings(_env_file=None), "http://127.0.0.1:4200/api")
+    assert env["IA_CONTINU_CHALLENGER_POLICY"] == "direct"
+
+    monkeypatch.delenv("IA_CONTINU_CHALLENGER_POLICY")
+    production = Settings(
+        _env_file=None, environment="production", api_key="k" * 4 + "x9Q!r7Zt-2mP"
+    )
+    assert "IA_CONTINU_CHALLENGER_POLICY" not in child_env(production, "http://x/api")
+
+
+_CHALLENGER_VARS = (
+    "IA_CONTINU_CHALLENGER_POLICY",
+    "IA_CONTINU_CANARY_STEPS",
+    "IA_CONTINU_CHALLENGER_MIN_STEP_MINUTES",
+    "IA_CONTINU_CHALLENGER_MIN_LABELLED",
+)
