@@ -22,6 +22,8 @@ The verdict, in this order:
    as non-inferiority margin (the same tolerance as the offline gate): challenger
    significantly worse by more than m -> abort; significantly not worse by more than m ->
    advance, unless the step is younger than ``min_step_minutes`` (hold); else hold.
+   "Significantly" reads the always-valid p-value (``stats.sequential_p``) at alpha, since
+   the window is judged again at every run; the fixed-sample p-values are reported beside.
 4. An arm older than ``max_hours`` that would still hold is aborted: expired.
 """
 
@@ -106,6 +108,11 @@ class Comparison(BaseModel):
     p_worse: float | None = Field(
         None, description="one-sided p-value of 'challenger no worse than the margin'"
     )
+    p_sequential: float | None = Field(
+        None,
+        description="always-valid p-value of 'the difference is the margin' (mixture "
+        "sequential test): the one the verdict reads, valid however often the arm is judged",
+    )
     difference: float | None = Field(
         None, description="challenger's metric minus champion's, in the metric's units"
     )
@@ -140,6 +147,7 @@ class Comparison(BaseModel):
             "p_value": self.p_value,
             "p_not_worse": self.p_not_worse,
             "p_worse": self.p_worse,
+            "p_sequential": self.p_sequential,
             "difference": self.difference,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
@@ -539,14 +547,19 @@ def compare(
         f"{metric} {challenger.metric:.4g} (challenger, {challenger.labelled} rows) against "
         f"{champion.metric:.4g} (champion, {champion.labelled} rows), {out.test}"
     )
-    if out.p_worse < policy.alpha:
+    # The verdict reads the always-valid p-value: this window is judged again at every run
+    # while outcomes accumulate, and a fixed-sample p-value read at every look would pass
+    # or fail a challenger on chance far more often than alpha.
+    p_seq = out.sequential_p(sequential_tau(out, min(challenger.labelled, champion.labelled), need))
+    found["p_sequential"] = p_seq
+    if p_seq < policy.alpha and out.gain < -out.margin:
         return verdict(
             "abort",
-            f"significantly worse: {said}, p={out.p_worse:.3g} < {policy.alpha:g} "
+            f"significantly worse: {said}, sequential p={p_seq:.3g} < {policy.alpha:g} "
             f"(margin {margin:g})",
             **found,
         )
-    if out.p_not_worse < policy.alpha:
+    if p_seq < policy.alpha and out.gain > -out.margin:
         age = now - arm.step_started_at
         if age < timedelta(minutes=policy.min_step_minutes):
             return verdict(
@@ -559,16 +572,24 @@ def compare(
         return verdict(
             "advance",
             f"not worse than the champion by more than {margin:g}: {said}, "
-            f"p={out.p_not_worse:.3g} < {policy.alpha:g}",
+            f"sequential p={p_seq:.3g} < {policy.alpha:g}",
             **found,
         )
     return verdict(
         "hold",
-        f"inconclusive: {said}, p(not worse)={out.p_not_worse:.3g}, "
-        f"p(worse)={out.p_worse:.3g}, alpha {policy.alpha:g}",
+        f"inconclusive: {said}, sequential p={p_seq:.3g}, alpha {policy.alpha:g}",
         hold="inconclusive",
         **found,
     )
+
+
+def sequential_tau(out: stats.TestOutcome, labelled: int, min_labelled: int) -> float:
+    """The mixing scale of the sequential test: the standard error the gain would have on
+    ``min_labelled`` outcomes per arm, so it detects fastest the effects that many outcomes
+    can show (the same scale at every look: se shrinks as 1/sqrt(n))."""
+    if not math.isfinite(out.se) or labelled <= 0:
+        return 0.0
+    return out.se * math.sqrt(labelled / max(min_labelled, 1))
 
 
 def _guardrail(

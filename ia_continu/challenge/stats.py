@@ -40,6 +40,12 @@ class TestOutcome:
     p_worse: float  # one-sided: rejects gain >= -margin
     low: float  # (1 - 2 alpha) interval of the gain
     high: float
+    se: float = math.nan  # standard error of the gain (what the sequential test reads)
+    margin: float = 0.0  # the non-inferiority margin, in the test's units
+
+    def sequential_p(self, tau: float) -> float:
+        """The always-valid p-value of this gain against -margin (``sequential_p``)."""
+        return sequential_p(self.gain, self.se, self.margin, tau)
 
 
 def _z_tails(shifted: float, se: float) -> tuple[float, float]:
@@ -56,7 +62,8 @@ def _certain(shifted: float) -> float:
 def _constant(test: str, gain: float, margin: float) -> TestOutcome:
     """Every row scored the same in each arm (scipy's t-tests answer NaN there)."""
     p_not_worse, p_worse = _z_tails(gain + margin, 0.0)
-    return TestOutcome(test, gain, 1.0 if gain == 0 else 0.0, p_not_worse, p_worse, gain, gain)
+    p_two = 1.0 if gain == 0 else 0.0
+    return TestOutcome(test, gain, p_two, p_not_worse, p_worse, gain, gain, 0.0, margin)
 
 
 def two_proportions(
@@ -75,8 +82,9 @@ def two_proportions(
     se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
     p_not_worse, p_worse = _z_tails(gain + margin, se)
     z = float(stats.norm.isf(alpha))
+    low, high = gain - z * se, gain + z * se
     return TestOutcome(
-        "two-proportion z-test", gain, p_two, p_not_worse, p_worse, gain - z * se, gain + z * se
+        "two-proportion z-test", gain, p_two, p_not_worse, p_worse, low, high, se, margin
     )
 
 
@@ -95,8 +103,9 @@ def mcnemar(b: int, c: int, n: int, *, margin: float, alpha: float) -> TestOutco
     else:
         p_not_worse, p_worse = _z_tails(gain + margin, se)
     z = float(stats.norm.isf(alpha))
+    low, high = gain - z * se, gain + z * se
     return TestOutcome(
-        "McNemar exact test", gain, p_two, p_not_worse, p_worse, gain - z * se, gain + z * se
+        "McNemar exact test", gain, p_two, p_not_worse, p_worse, low, high, se, margin
     )
 
 
@@ -115,7 +124,7 @@ def welch(s1: np.ndarray, s0: np.ndarray, *, margin: float, alpha: float) -> Tes
     df = (v1 + v0) ** 2 / (v1**2 / (len(s1) - 1) + v0**2 / (len(s0) - 1))
     t = float(stats.t.isf(alpha, df))
     low, high = gain - t * se, gain + t * se
-    return TestOutcome("Welch t-test", gain, p_two, p_not_worse, p_worse, low, high)
+    return TestOutcome("Welch t-test", gain, p_two, p_not_worse, p_worse, low, high, se, margin)
 
 
 def paired(d: np.ndarray, *, margin: float, alpha: float) -> TestOutcome:
@@ -130,7 +139,7 @@ def paired(d: np.ndarray, *, margin: float, alpha: float) -> TestOutcome:
     p_worse = float(stats.ttest_1samp(d, -margin, alternative="less").pvalue)
     t = float(stats.t.isf(alpha, len(d) - 1))
     low, high = gain - t * se, gain + t * se
-    return TestOutcome("paired t-test", gain, p_two, p_not_worse, p_worse, low, high)
+    return TestOutcome("paired t-test", gain, p_two, p_not_worse, p_worse, low, high, se, margin)
 
 
 def bootstrap(
@@ -156,7 +165,7 @@ def bootstrap(
         draws[i] = gain_of(idx1, idx0)
     draws = draws[np.isfinite(draws)]
     if draws.size == 0:
-        return TestOutcome("bootstrap", gain, 1.0, 1.0, 1.0, math.nan, math.nan)
+        return TestOutcome("bootstrap", gain, 1.0, 1.0, 1.0, math.nan, math.nan, math.nan, margin)
     k = draws.size + 1
     p_not_worse = float((1 + np.sum(draws <= -margin)) / k)
     p_worse = float((1 + np.sum(draws >= -margin)) / k)
@@ -170,4 +179,30 @@ def bootstrap(
         p_worse,
         float(low),
         float(high),
+        float(np.std(draws, ddof=1)) if draws.size > 1 else math.nan,
+        margin,
     )
+
+
+def sequential_p(gain: float, se: float, margin: float, tau: float) -> float:
+    """Always-valid p-value of "gain = -margin" (the mixture sequential probability ratio
+    test of Johari, Pekelis and Walsh, "Always valid inference", 2017, on the normal
+    approximation of the gain, mixing N(-margin, tau^2) over the alternatives).
+
+    Its point: the analysis looks again at every run while outcomes accumulate, and a
+    fixed-sample test judged at every look rejects a true null far more often than alpha
+    (about 20 % each way over 37 looks in bench/challenger_analysis.py). By Ville's
+    inequality the likelihood ratio of the mixture exceeds 1/alpha at *any* look with
+    probability at most alpha under the null, so deciding at the first look where this
+    p-value falls below alpha keeps the error at alpha however often it looks.
+    ``tau`` sets which effects it detects fastest (about tau and above)."""
+    shifted = gain + margin
+    if not (math.isfinite(se) and math.isfinite(shifted)):
+        return 1.0
+    if se == 0:  # no variance at all: the sign of the difference is certain
+        return 1.0 if shifted == 0 else 0.0
+    if tau <= 0:
+        return 1.0
+    v, t2 = se * se, tau * tau
+    log_ratio = 0.5 * math.log(v / (v + t2)) + t2 * shifted * shifted / (2 * v * (v + t2))
+    return 1.0 if log_ratio <= 0 else math.exp(-log_ratio)

@@ -4,8 +4,9 @@ Within ``watch_hours`` of the latest promotion (``champion_history``), the new c
 gate metric on the rows it answered since (with their outcomes) is compared with the
 previous champion's on the rows it answered in the ``watch_hours`` before the promotion.
 ``check`` rolls back when the new one is significantly worse than the previous one by more
-than ``rollback_margin`` (the one-sided test of ``stats`` with that margin, at the policy's
-alpha), each side having ``min_labelled`` outcomes: a noisy dip on a few rows is not enough.
+than ``rollback_margin`` (the always-valid sequential p-value of ``stats`` around that
+margin, below the policy's alpha: it is looked at every run), each side having
+``min_labelled`` outcomes: a noisy dip on a few rows is not enough.
 
 Each promotion is judged for rollback at most once: a rollback is itself the latest change
 of champion, so the promotion it undid is no longer watched, and the audit row names the
@@ -21,7 +22,12 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ia_continu.challenge.analysis import finite_or_none, metric_test, metric_value
+from ia_continu.challenge.analysis import (
+    finite_or_none,
+    metric_test,
+    metric_value,
+    sequential_tau,
+)
 from ia_continu.challenge.policy import ChallengerPolicy
 from ia_continu.config import Settings
 from ia_continu.families import get_family
@@ -52,6 +58,7 @@ class ChampionWatch(BaseModel):
     previous_metric: float | None
     test: str | None = None
     p_worse: float | None = None
+    p_sequential: float | None = None  # the always-valid p-value the verdict reads
     difference: float | None = None  # new - previous, in the metric's units
     verdict: WatchVerdict
     reason: str
@@ -156,18 +163,21 @@ def check(
         f"({len(new[0])} rows) against {old_metric:.4g} for {promotion.previous_version} "
         f"before it ({len(old[0])} rows), {out.test}"
     )
+    # Looked at every run for watch_hours: the always-valid p-value, as for the arm.
+    p_seq = out.sequential_p(sequential_tau(out, min(len(new[0]), len(old[0])), need))
     more = {
         "test": out.test,
         "p_worse": finite_or_none(out.p_worse),
+        "p_sequential": p_seq,
         "difference": new_metric - old_metric,
     }
-    if out.p_worse < policy.alpha:
+    if p_seq < policy.alpha and out.gain < -out.margin:
         return ChampionWatch(
             **base,
             **more,
             verdict="rollback",
             reason=f"worse than the previous champion by more than {policy.rollback_margin:g}: "
-            f"{said}, p={out.p_worse:.3g} < {policy.alpha:g}",
+            f"{said}, sequential p={p_seq:.3g} < {policy.alpha:g}",
         )
     return ChampionWatch(**base, **more, verdict="keep", reason=f"not significantly worse: {said}")
 

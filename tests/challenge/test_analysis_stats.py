@@ -101,3 +101,38 @@ def test_bootstrap_of_a_mean_agrees_with_the_t_test():
         alpha=0.05,
     )
     assert again == out
+
+
+def test_the_sequential_p_value_is_the_mixture_likelihood_ratio():
+    gain, se, margin, tau = 0.03, 0.01, 0.0, 0.02
+    v, t2 = se**2, tau**2
+    ratio = math.sqrt(v / (v + t2)) * math.exp(t2 * gain**2 / (2 * v * (v + t2)))
+    assert stats.sequential_p(gain, se, margin, tau) == pytest.approx(1 / ratio)
+    # Around the margin: the same gain tested against -0.02.
+    shifted = math.sqrt(v / (v + t2)) * math.exp(t2 * 0.05**2 / (2 * v * (v + t2)))
+    assert stats.sequential_p(gain, se, 0.02, tau) == pytest.approx(1 / shifted)
+    assert stats.sequential_p(0.0, se, 0.0, tau) == 1.0  # no evidence at all
+    assert stats.sequential_p(0.1, 0.0, 0.0, tau) == 0.0  # no variance: certain
+
+
+def test_repeated_looks_keep_the_sequential_error_at_alpha():
+    """Equal arms judged after every 50 outcomes per arm from 200 to 2,000 (37 looks): the
+    fixed-sample test is ever significant far more often than alpha, the sequential one
+    not. Seeded: the same draws every run."""
+    rng = np.random.default_rng(8)
+    fixed = sequential = 0
+    repeats = 400
+    for _ in range(repeats):
+        r1, r0 = rng.random(2000) < 0.8, rng.random(2000) < 0.8
+        hit_fixed = hit_seq = False
+        for n in range(200, 2001, 50):
+            out = stats.two_proportions(
+                int(r1[:n].sum()), n, int(r0[:n].sum()), n, margin=0.0, alpha=0.05
+            )
+            hit_fixed |= min(out.p_not_worse, out.p_worse) < 0.05
+            tau = out.se * math.sqrt(n / 200)
+            hit_seq |= out.sequential_p(tau) < 0.05
+        fixed += hit_fixed
+        sequential += hit_seq
+    assert fixed / repeats > 0.25
+    assert sequential / repeats <= 0.05
