@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Rows per SQLite INSERT statement: 24 parameters a row stays far below SQLite's limit of
+# 32,766 bound parameters a statement.
+_SQLITE_ROWS = 500
+
 # How long an idle writer waits before trying a spool whose replay failed again.
 _REPLAY_RETRY_SECONDS = 5.0
 
@@ -160,6 +164,7 @@ class PredictionLogWriter:
         self._inflight = 0
         self._batch: list[LogRow] = []
         self._compiled: str | None = None
+        self._sqlite_statements: dict[int, str] = {}  # one per part size
         self._backoff = 0.0
         self._replay_at: float | None = None  # monotonic time of the next replay attempt
         # What the writer did: /health and /metrics show some of these figures; the others
@@ -362,18 +367,43 @@ class PredictionLogWriter:
         return [], None
 
     def _write(self, rows: list[LogRow]) -> None:
-        # Straight to the driver's executemany with ready values: through SQLAlchemy's
-        # per-row parameter processing, 10,000 rows cost ~4x the CPU.
-        params: Sequence[tuple[Any, ...]] = rows
+        # Straight to the driver with ready values: through SQLAlchemy's per-row parameter
+        # processing, 10,000 rows cost ~4x the CPU.
         if self.engine.dialect.name == "sqlite":
-            cache: dict[datetime, str] = {}
-            t = FIRST_TIMESTAMP
-            params = [
-                (*r[:t], _sqlite_timestamp(r[t], cache), _sqlite_timestamp(r[t + 1], cache))
-                for r in rows
-            ]
+            self._write_sqlite(rows)
+            return
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(self._statement(), params)
+            conn.exec_driver_sql(self._statement(), rows)
+
+    def _write_sqlite(self, rows: list[LogRow]) -> None:
+        """SQLite: one INSERT of many VALUES rows per ``_SQLITE_ROWS`` rows, not executemany.
+
+        sqlite3's executemany releases the GIL around every row's step and takes it back
+        after: under load, each time behind the request path's thread, which gives it up
+        only at its next system call or switch interval. One statement per part steps once.
+        In-process, quiet: 10.4-10.9 us a row against executemany's 12.4-12.6 (125-row
+        batches, 100,000 rows already logged); the contended case gains more (bench/)."""
+        cache: dict[datetime, str] = {}
+        t = FIRST_TIMESTAMP
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), _SQLITE_ROWS):
+                part = rows[start : start + _SQLITE_ROWS]
+                values: list[Any] = []
+                for r in part:
+                    values.extend(r[:t])
+                    values.append(_sqlite_timestamp(r[t], cache))
+                    values.append(_sqlite_timestamp(r[t + 1], cache))
+                conn.exec_driver_sql(self._sqlite_statement(len(part)), tuple(values))
+
+    def _sqlite_statement(self, n: int) -> str:
+        statement = self._sqlite_statements.get(n)
+        if statement is None:
+            row = f"({', '.join(['?'] * len(COLUMNS))})"
+            statement = self._sqlite_statements[n] = (
+                f"INSERT INTO {PredictionLog.__tablename__} ({', '.join(COLUMNS)}) "
+                f"VALUES {', '.join([row] * n)}"
+            )
+        return statement
 
     def _statement(self) -> str:
         if self._compiled is None:

@@ -292,3 +292,16 @@ def test_timestamps_read_back_as_written_whole_seconds_and_microseconds(engine):
     assert [row[0].replace(tzinfo=None) for row in stored] == [
         t.replace(tzinfo=None) for t in times
     ]
+
+
+def test_a_batch_larger_than_one_sqlite_statement_is_written_whole_and_in_order(engine):
+    # SQLite takes a batch as INSERTs of at most 500 VALUES rows each, in one transaction.
+    writer = PredictionLogWriter(engine, batch_size=1300, flush_interval=0.5)
+    writer.start()
+    writer.submit([_row(i) for i in range(1300)])
+    assert writer.flush(20)
+    writer.stop()
+    assert _count(engine) == 1300 and writer.written == 1300
+    with engine.connect() as conn:
+        ids = conn.execute(select(PredictionLog.request_id).order_by(PredictionLog.id)).scalars()
+        assert list(ids) == [f"r{i}" for i in range(1300)]
