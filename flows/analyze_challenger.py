@@ -219,6 +219,7 @@ def announce(settings: Settings, comparison: Comparison, outcome: str, reason: s
                 "metric": comparison.metric,
                 "challenger": comparison.challenger.metric,
                 "champion": comparison.champion.metric,
+                "p_sequential": comparison.p_sequential,
                 "p_value": comparison.p_value,
             },
             key=f"challenger-{outcome}-{settings.family}-{comparison.arm_id}-{comparison.step}",
@@ -257,7 +258,8 @@ def report_markdown(comparison: Comparison, outcome: str) -> str:
     if comparison.test:
         lines += [
             "",
-            f"{comparison.test}: p = {f(comparison.p_value, '.3g')} (two-sided), "
+            f"{comparison.test}: sequential p = {f(comparison.p_sequential, '.3g')} (the "
+            f"verdict's), p = {f(comparison.p_value, '.3g')} (two-sided), "
             f"p(not worse) = {f(comparison.p_not_worse, '.3g')}, "
             f"p(worse) = {f(comparison.p_worse, '.3g')}; difference {f(comparison.difference)}"
             f" [{f(comparison.ci_low)}, {f(comparison.ci_high)}], margin {comparison.margin:g}",

@@ -106,7 +106,7 @@ def test_a_better_challenger_ramps_to_champion_with_nobody_s_help(
         arm = result["arm"]
         assert arm["verdict"] == "advance", arm["reason"]
         assert arm["challenger"]["metric"] > arm["champion"]["metric"]
-        assert arm["p_not_worse"] < 0.05 and arm["test"] == "two-proportion z-test"
+        assert arm["p_sequential"] < 0.05 and arm["test"] == "two-proportion z-test"
     assert outcomes == ["step", "promoted"]
     with session_scope(engine) as s:
         assert registry.champion_version(s, flow_settings.family) == challenger
@@ -124,6 +124,7 @@ def test_a_better_challenger_ramps_to_champion_with_nobody_s_help(
     assert report is not None and report.type == "markdown"
     assert f"# Challenger {challenger} against champion {champion}" in report.data
     assert "**advance** (promoted)" in report.data and "two-proportion z-test" in report.data
+    assert "sequential p = " in report.data
     titles = [e["title"] for e in receiver.embeds()]
     assert any(t.startswith("Challenger advanced") for t in titles)
     assert any(t.startswith("Challenger promoted to champion") for t in titles)
