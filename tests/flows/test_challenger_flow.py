@@ -387,3 +387,18 @@ def test_a_better_shadow_challenger_is_promoted_on_paired_rows(
     assert arm["challenger"]["labelled"] == arm["champion"]["labelled"] >= 100
     with session_scope(engine) as s:
         assert registry.champion_version(s, flow_settings.family) == challenger
+
+
+def test_a_database_outage_fails_the_run_and_alerts(flow_settings, receiver, monkeypatch):
+    """Nothing listens where the database should be: the run fails (no verdict can be
+    applied) and its failure hook alerts, naming the model."""
+    from tests.flows.conftest import free_port
+
+    monkeypatch.setenv(
+        "IA_CONTINU_DATABASE_URL",
+        f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=2",
+    )
+    state = analyze_challenger(model="classification", return_state=True)
+    assert state.is_failed()
+    (alert,) = [e for e in receiver.embeds() if e["title"].startswith("Flow analyze_challenger")]
+    assert alert["title"] == "Flow analyze_challenger failed (model classification)"
