@@ -12,6 +12,7 @@ import pytest
 from scipy import stats as sp
 
 from ia_continu.challenge import analysis, watch
+from ia_continu.challenge.policy import ChallengerPolicy
 from ia_continu.serve.bucketing import in_challenger_sample
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import ChallengerArm, ChampionHistory, PredictionLog, utcnow
@@ -502,3 +503,18 @@ def test_a_declared_multiclass_model_is_judged_on_its_classes(engine, view):
     assert (c.family, c.metric, c.test) == ("iris", "accuracy", "two-proportion z-test")
     assert c.challenger.metric == pytest.approx(0.95) and c.champion.metric == pytest.approx(0.75)
     assert c.verdict == "advance"
+
+
+def test_only_the_last_step_promotes(engine, view):
+    """``promotes`` (what an approval guards): past the last canary step, or out of a
+    shadow that is the whole policy; not out of the shadow of shadow-then-canary."""
+    with session_scope(engine) as s:
+        first = _arm(s, step=0)
+        assert not analysis.compare(s, view, first).promotes
+        first.step = 1
+        assert analysis.compare(s, view, first).promotes
+        shadow = _arm(s, mode=ArmMode.shadow, family="delay")  # one active arm per model
+        policy = ChallengerPolicy.of(view)
+        assert analysis._promotes(shadow, policy)
+        shadow.policy = "shadow-then-canary"
+        assert not analysis._promotes(shadow, policy)

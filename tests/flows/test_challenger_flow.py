@@ -243,10 +243,11 @@ def test_an_approval_not_given_in_time_aborts(
 
 
 @pytest.mark.slow
-def test_an_approval_given_in_the_ui_promotes(
-    flow_settings, make_client, engine, receiver, monkeypatch
+@pytest.mark.parametrize("approve", [True, False], ids=["approved", "refused"])
+def test_an_approval_answered_in_the_ui_promotes_or_aborts(
+    flow_settings, make_client, engine, receiver, monkeypatch, approve
 ):
-    client, _champion, challenger = _challenged(
+    client, champion, challenger = _challenged(
         make_client,
         monkeypatch,
         trained_on=DRIFT,
@@ -258,7 +259,9 @@ def test_an_approval_given_in_the_ui_promotes(
     _traffic(flow_settings, engine, client, 600, drift=DRIFT, seed=70)
     answered: list[str] = []
 
-    def approve() -> None:
+    since = datetime.now(UTC)
+
+    def answer() -> None:
         # What the Prefect UI does: find the paused run, resume it with the input.
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import (
@@ -272,29 +275,37 @@ def test_an_approval_given_in_the_ui_promotes(
         deadline = time.monotonic() + 90
         with get_client(sync_client=True) as c:
             while time.monotonic() < deadline:
-                paused = c.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(
-                            type=FlowRunFilterStateType(any_=[StateType.PAUSED])
+                paused = [
+                    run
+                    for run in c.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            state=FlowRunFilterState(
+                                type=FlowRunFilterStateType(any_=[StateType.PAUSED])
+                            )
                         )
                     )
-                )
+                    if run.created is not None and run.created >= since  # this test's
+                ]
                 if paused:
                     # A scheduled run meanwhile does not ask a second time.
                     answered.append(analyze_challenger()["outcome"])
-                    resume_flow_run(paused[0].id, run_input={"approve": True, "comment": "ok"})
+                    resume_flow_run(paused[0].id, run_input={"approve": approve, "comment": "ok"})
                     return
                 time.sleep(0.5)
 
-    thread = threading.Thread(target=approve, daemon=True)
+    thread = threading.Thread(target=answer, daemon=True)
     thread.start()
     result = analyze_challenger()
     thread.join(timeout=10)
     assert answered == ["awaiting approval"], "the run never paused"
-    assert result["outcome"] == "promoted", result["reason"]
-    assert result["reason"].startswith("approved: ok")
+    if approve:
+        assert result["outcome"] == "promoted", result["reason"]
+        assert result["reason"].startswith("approved: ok")
+    else:
+        assert (result["outcome"], result["reason"]) == ("aborted", "approval refused: ok")
     with session_scope(engine) as s:
-        assert registry.champion_version(s, flow_settings.family) == challenger
+        expected = challenger if approve else champion
+        assert registry.champion_version(s, flow_settings.family) == expected
 
 
 def _events_about(api_url: str, name: str, since: datetime, timeout: float = 30.0) -> list[dict]:
