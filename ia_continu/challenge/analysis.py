@@ -14,7 +14,8 @@ The verdict, in this order:
 
 1. Guardrails (once the challenger has ``GUARDRAIL_MIN_ROWS`` requests), each aborts at
    once: the share of its rows the fallback answered, its error rate (assigned rows it did
-   not answer itself), its mean latency against the champion's; and (once as many ML
+   not answer itself), its mean latency against the champion's (a ratio, once the gap is over
+   ``LATENCY_FLOOR_MS``); and (once as many ML
    requests were answered without any arm) the share of the ML traffic answered by replicas
    that do not serve it at all (it failed to load there: such rows carry no arm).
 2. Fewer than ``min_labelled`` outcomes in either arm: hold. Too few outcomes never pass.
@@ -61,6 +62,12 @@ LOAD_GRACE = timedelta(seconds=60)
 # A guardrail judges a rate only on this many of the challenger's requests: one failure in
 # the first three rows is not a 33 % error rate.
 GUARDRAIL_MIN_ROWS = 20
+
+# The latency guardrail compares mean milliseconds per row, measured per call: two arms at a
+# few microseconds a row differ by 3x from one call's timing on a busy machine (a clearly
+# better challenger was once aborted so, at 0.011 against 0.003 ms). Below this gap a ratio
+# is noise no client can see; above it the ratio decides.
+LATENCY_FLOOR_MS = 1.0
 
 
 class ArmFigures(BaseModel):
@@ -614,6 +621,7 @@ def _guardrail(
         challenger.latency_ms is not None
         and champion.latency_ms
         and challenger.latency_ms > policy.max_latency_ratio * champion.latency_ms
+        and challenger.latency_ms - champion.latency_ms > LATENCY_FLOOR_MS
     ):
         return "latency", (
             f"guardrail: the challenger takes {challenger.latency_ms:.3g} ms a row against "

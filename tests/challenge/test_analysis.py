@@ -263,6 +263,20 @@ def test_a_slow_challenger_trips_the_latency_guardrail_but_not_on_few_rows(engin
     assert c.guardrail is None and c.verdict == "hold"
 
 
+def test_a_latency_ratio_under_the_floor_is_noise_not_a_guardrail(engine, view):
+    """4x slower, but by 8 microseconds a row: what one call's timing varies by."""
+
+    def build(s):
+        arm = _arm(s)
+        _rows(s, Arm.challenger, 100, 0.9, seed=1, latency_ms=0.011)
+        _rows(s, Arm.champion, 100, 0.9, seed=2, latency_ms=0.0027)
+        return arm
+
+    c = _compare(engine, view, build)
+    assert c.guardrail is None
+    assert c.challenger.latency_ms > 3 * c.champion.latency_ms
+
+
 def test_shadow_rows_are_paired_mcnemar_and_unscored_sampled_rows_are_failures(engine, view):
     """Shadow: the champion answers every row; the challenger's answer is on the sampled
     ones. A sampled row without it is a failure; the paired test reads the discordant
