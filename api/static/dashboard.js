@@ -362,6 +362,7 @@
       setText("challenger-test", c && c.test ? c.test : "not run yet (too few outcomes)");
       setText("challenger-p", fmtP(c && c.p_value));
       setText("challenger-p-not-worse", fmtP(c && c.p_not_worse));
+      setText("challenger-p-sequential", fmtP(c && c.p_sequential));
       const effect = c && isNum(c.difference)
         ? (c.difference >= 0 ? "+" : "") + c.difference.toPrecision(3) + " " + c.metric
           + (isNum(c.ci_low) && isNum(c.ci_high) ? " [" + c.ci_low.toPrecision(3) + ", " + c.ci_high.toPrecision(3) + "]" : "")

@@ -119,7 +119,8 @@ def _comparison(c: dict[str, Any]) -> list[str]:
         out.append(
             f"   test {c['test']}: difference {_num(c['difference'])}"
             f" [{_num(c['ci_low'])}, {_num(c['ci_high'])}], p={_num(c['p_value'], 3)},"
-            f" p(not worse)={_num(c['p_not_worse'], 3)}"
+            f" p(not worse)={_num(c['p_not_worse'], 3)},"
+            f" sequential p={_num(c.get('p_sequential'), 3)} (what the verdict reads)"
         )
     out.append(f"   verdict now: {c['verdict'].upper()}: {c['reason']}")
     return out

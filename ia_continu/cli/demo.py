@@ -271,7 +271,8 @@ def render_step(event: ModelEvent) -> list[str]:
             lines.append(
                 f"      {m['test']}: difference {_fmt(m.get('difference'), '+.3g')}, "
                 f"p={_fmt(m.get('p_value'), '.3g')}, "
-                f"p(not worse)={_fmt(m.get('p_not_worse'), '.3g')}"
+                f"p(not worse)={_fmt(m.get('p_not_worse'), '.3g')}, "
+                f"sequential p={_fmt(m.get('p_sequential'), '.3g')}"
             )
     return lines
 
