@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ia_continu.families.base import Scores
+from ia_continu.log.jsontext import rows_as_json
 from ia_continu.log.rows import LogRow, rows_from_columns
 from ia_continu.vocab import ServedBy
 
@@ -236,7 +237,7 @@ class LogChunk:
                 "booking_id": self.context.booking_ids or none,
                 "driver_id": self.context.driver_ids or none,
                 "family": repeat(self.family, n),
-                "features": [json.dumps(x) for x in self.features.tolist()],
+                "features": rows_as_json(self.features),
                 "prediction": a.prediction.tolist(),
                 "confidence": np.round(a.confidence, 6).tolist(),
                 "risk_level": a.risk_level or none,

@@ -25,10 +25,10 @@ from ia_continu.families.base import Scores
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.serve.answers import Answers, Context, LogChunk, merge
 from ia_continu.serve.bucketing import (
-    in_canary,
-    in_challenger_sample,
-    in_shadow_sample,
-    in_share,
+    canary_mask,
+    challenger_mask,
+    shadow_mask,
+    share_mask,
 )
 from ia_continu.serve.champion import ModelHolder, ServedModel
 from ia_continu.serve.flag import RolloutCache, RolloutState
@@ -55,7 +55,7 @@ def route(ids: Sequence[str], state: RolloutState, has_model: bool) -> np.ndarra
         return np.full(n, Decision.fallback_disabled, dtype=object)
     if state.percentage >= 100:
         return np.full(n, Decision.ml, dtype=object)
-    share = np.fromiter((in_share(i, state.percentage) for i in ids), bool, n)
+    share = share_mask(ids, state.percentage)
     decision = np.full(n, Decision.fallback_share, dtype=object)
     decision[share] = Decision.ml
     return decision
@@ -94,7 +94,7 @@ class Predictor:
         # Shadow mode: for a sample of ids, compute the answer that was *not* served too.
         shadow = np.zeros(n, bool)
         if served is not None and state.shadow_rate > 0:
-            shadow = np.fromiter((in_shadow_sample(i, state.shadow_rate) for i in ids), bool, n)
+            shadow = shadow_mask(ids, state.shadow_rate)
 
         ml_rows = use_ml | shadow
         # A live challenger (ia_continu.challenge): its canary share of the ML rows answered by
@@ -204,9 +204,9 @@ class _ArmRows:
     def assign(cls, arm: LiveArm, ids: list[str], use_ml: np.ndarray) -> _ArmRows:
         n = len(ids)
         if arm.mode == ArmMode.canary and arm.percentage > 0:
-            share = np.fromiter((in_canary(i, arm.percentage) for i in ids), bool, n)
+            share = canary_mask(ids, arm.percentage)
             return cls(use_ml & share, np.zeros(n, bool))
-        sample = np.fromiter((in_challenger_sample(i, arm.shadow_rate) for i in ids), bool, n)
+        sample = challenger_mask(ids, arm.shadow_rate)
         return cls(np.zeros(n, bool), use_ml & sample)
 
     def score(

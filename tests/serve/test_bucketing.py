@@ -54,3 +54,28 @@ def test_shadow_sample_is_independent_of_the_rollout_share():
     in_ml = [i for i in ids if bucketing.in_share(i, 50)]
     shadow_in_ml = sum(bucketing.in_shadow_sample(i, 0.2) for i in in_ml) / len(in_ml)
     assert abs(shadow_in_ml - 0.2) <= 0.03
+
+
+def test_the_batch_masks_decide_as_the_one_id_functions():
+    ids = [*IDS, *(f"{i:032x}" for i in range(2000))]
+    for salt in (
+        bucketing.ROLLOUT_SALT,
+        bucketing.SHADOW_SALT,
+        bucketing.CANARY_SALT,
+        bucketing.CHALLENGER_SHADOW_SALT,
+    ):
+        assert bucketing.buckets(ids, salt).tolist() == [bucketing.bucket(i, salt) for i in ids]
+    for pct in (0, 0.01, 12.5, 50, 99.99, 100):
+        assert bucketing.share_mask(ids, pct).tolist() == [bucketing.in_share(i, pct) for i in ids]
+        assert bucketing.canary_mask(ids, pct).tolist() == [
+            bucketing.in_canary(i, pct) for i in ids
+        ]
+    for rate in (0, 0.001, 0.2, 1):
+        assert bucketing.shadow_mask(ids, rate).tolist() == [
+            bucketing.in_shadow_sample(i, rate) for i in ids
+        ]
+        assert bucketing.challenger_mask(ids, rate).tolist() == [
+            bucketing.in_challenger_sample(i, rate) for i in ids
+        ]
+    assert bucketing.shadow_mask([], 0.5).tolist() == []
+    assert bucketing.share_mask([], 50).tolist() == []
