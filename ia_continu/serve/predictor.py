@@ -10,6 +10,7 @@ batch of one.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,12 +28,14 @@ from ia_continu.serve.answers import Answers, Context, LogChunk, merge
 from ia_continu.serve.bucketing import (
     canary_mask,
     challenger_mask,
+    in_shadow_sample,
+    in_share,
     shadow_mask,
     share_mask,
 )
 from ia_continu.serve.champion import ModelHolder, ServedModel
 from ia_continu.serve.flag import RolloutCache, RolloutState
-from ia_continu.serve.ids import complete_ids
+from ia_continu.serve.ids import complete_ids, new_id
 from ia_continu.store.engine import session_scope
 from ia_continu.store.schemas import schema_id
 from ia_continu.store.tables import utcnow
@@ -83,6 +86,83 @@ class Predictor:
 
     def predict(self, X: np.ndarray, context: Context | None = None) -> Answers:
         """Answer every row of X (already validated); hand the answers to the log."""
+        if len(X) == 1:
+            return self._predict_one(X, context or Context())
+        return self._predict_rows(X, context)
+
+    def _predict_one(self, X: np.ndarray, context: Context) -> Answers:
+        """``_predict_rows`` for one row (every ``/predict``), from Python values rather than
+        masks over arrays of one: the same answer, log row, alarm and metrics, ~25 us less a
+        call in-process (half the predictor's time). A row the shadow sample or a live
+        challenger takes goes to ``_predict_rows``, with the id it drew here."""
+        started = time.perf_counter()
+        state = self.flags.get()
+        served = self.holder.current
+        given = context.request_ids
+        request_id = (given[0] if given else None) or new_id()
+        # route(), for one id.
+        if served is None:
+            decision = Decision.fallback_no_model
+        elif not state.enabled:
+            decision = Decision.fallback_disabled
+        elif state.percentage >= 100 or in_share(request_id, state.percentage):
+            decision = Decision.ml
+        else:
+            decision = Decision.fallback_share
+        if served is not None and (
+            self.holder.challenger is not None or in_shadow_sample(request_id, state.shadow_rate)
+        ):
+            return self._predict_rows(
+                X, Context([request_id], context.booking_ids, context.driver_ids)
+            )
+        scores: Scores | None = None
+        ml_failed = 0
+        if decision == Decision.ml:
+            assert served is not None
+            try:
+                scores = served.score(X)
+                _check_finite_one(scores)
+            except Exception as exc:
+                ml_failed = 1
+                log.warning("ML model %s failed on %d rows: %s", served.version, 1, exc)
+                if not state.fallback_on_error:
+                    self._record_alarm(ml_failed, ml_failed)
+                    raise ModelFailure(f"model {served.version} failed: {exc}") from exc
+                decision, scores = Decision.fallback_error, None
+        by_ml = scores is not None
+        if scores is None:
+            scores = self.family.fallback(X)
+        # merge(), for one row answered by one scorer.
+        prediction = np.asarray(scores.prediction, dtype=float)
+        probability = scores.extra.get("probability")
+        answers = Answers(
+            request_ids=[request_id],
+            prediction=prediction,
+            confidence=np.asarray(scores.confidence, dtype=float),
+            by_ml=np.array([by_ml]),
+            decision=np.array([decision], dtype=object),
+            model_version=served.version if served is not None else None,
+            latency_ms=0.0,
+            created_at=utcnow(),
+            risk_level=None if scores.risk_level is None else list(scores.risk_level),
+            contributing_factors=(
+                None if scores.contributing_factors is None else list(scores.contributing_factors)
+            ),
+            probability=None if probability is None else np.asarray(probability, dtype=float),
+            ml_prediction=prediction if by_ml else None,
+            fallback_prediction=None if by_ml else prediction,
+        )
+        answers.latency_ms = (time.perf_counter() - started) * 1000.0
+        if self.writer is not None:
+            self.writer.submit_chunk(
+                LogChunk(self.family.name, X, context, answers, state.ml_percentage, self.schema_id)
+            )
+        self._record_alarm(int(by_ml) + ml_failed, ml_failed)
+        if self.observe is not None:
+            self.observe(answers.decision, time.perf_counter() - started, answers.model_version)
+        return answers
+
+    def _predict_rows(self, X: np.ndarray, context: Context | None = None) -> Answers:
         started = time.perf_counter()
         n = len(X)
         context = context or Context()
@@ -171,6 +251,13 @@ def _schema_id(engine: Engine, family: ModelFamily) -> int | None:
 
 def _score(score: Scorer, X: np.ndarray, mask: np.ndarray) -> Scores:
     return score(X if mask.all() else X[mask])
+
+
+def _check_finite_one(scores: Scores) -> None:
+    """``_check_finite`` of one row's scores, on Python numbers (one call instead of four
+    numpy reductions over arrays of one)."""
+    if not all(map(math.isfinite, scores.prediction.tolist() + scores.confidence.tolist())):
+        raise ValueError("the model answered a non-finite prediction or confidence")
 
 
 def _check_finite(scores: Scores) -> None:
