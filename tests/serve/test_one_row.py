@@ -183,3 +183,45 @@ def test_a_one_row_log_row_stores_the_features_as_json_dumps_does(row):
     assert _row_json(X) == json.dumps(X[0].tolist())
     ints = np.array([[1, 2, 3]])
     assert _row_json(ints) == json.dumps([1, 2, 3])
+
+
+def test_the_delay_family_checks_and_featurizes_one_row_as_it_does_many():
+    from ia_continu.errors import InvalidFeatures
+    from ia_continu.families.delay import DelayFamily, featurize
+
+    family = DelayFamily.__new__(DelayFamily)
+    rng = np.random.default_rng(7)
+    # Valid rows and rows breaking each rule (and several at once), edges included.
+    values = [
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+        [1000.0, 23.0, 6.0, 2.0, 1.0],
+        [12.5, 8.0, 2.0, 1.0, 0.4],
+        [12.5, 17.0, 5.0, 2.0, 0.9],
+        [-0.1, 8.0, 2.0, 1.0, 0.4],
+        [1000.5, 8.5, 7.0, 3.0, 1.5],
+        [5.0, -1.0, -1.0, 0.5, -0.2],
+        [5.0, 22.0, 1.0, 1.0, 1.0],
+    ]
+    for _ in range(300):
+        values.append(
+            [
+                rng.uniform(-10, 1100),
+                rng.choice([rng.integers(-1, 25), rng.uniform(0, 23)]),
+                rng.integers(-1, 8),
+                rng.choice([0, 1, 2, 3, 1.5]),
+                rng.uniform(-0.2, 1.2),
+            ]
+        )
+    for row in values:
+        one = np.array([row], dtype=float)
+        many = np.array([row, row], dtype=float)  # the same row through the matrix path
+        errors = []
+        for X in (one, many):
+            try:
+                family.validate(X)
+                errors.append(None)
+            except InvalidFeatures as exc:
+                errors.append(str(exc))
+        assert errors[0] == errors[1], row
+        assert featurize(one).tolist() == featurize(many)[:1].tolist(), row
+        assert featurize(one).dtype == featurize(many).dtype
