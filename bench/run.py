@@ -362,7 +362,7 @@ def bench_database(env: BenchEnv, backend: str, report: Report, args: argparse.N
         "s",
         target="< 5 s",
         met=value < 5 and result.updated == n,
-        note=f"{result['updated']:,} rows updated",
+        note=f"{result.updated:,} rows updated",
     )
 
     started = time.perf_counter()
