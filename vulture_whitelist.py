@@ -185,3 +185,4 @@ target_drift_method  # unused variable (store/tables.py, watch/drift.py: a drift
 target_rows  # unused variable (watch/drift.py: a field of GET .../drift/latest)
 prediction_drift  # unused variable (store/tables.py, watch/drift.py: a drift_reports column and a field of GET .../drift/latest)
 target_drift  # unused variable (store/tables.py, watch/drift.py: a drift_reports column and a field of GET .../drift/latest)
+in_canary  # unused function (serve/bucketing.py: the one-id rule that canary_mask applies to a batch; the tests state the canary share with it)
