@@ -32,7 +32,9 @@ DESIGN = (
     "weekend",
     "night",
 )
-_DESIGN_ARRAY = np.array(DESIGN)
+_DESIGN_NAMES = np.array(DESIGN, dtype=object)
+# Below this many rows one comprehension costs less than _scores' masks (one row: 11 µs).
+_FEW_ROWS = 8
 # Risk bands in minutes of delay.
 RISK_MEDIUM, RISK_HIGH = 5.0, 15.0
 # Domain bounds: no ride is longer than this, no delay (or earliness) longer than a week.
@@ -232,12 +234,20 @@ class DelayFamily(ModelFamily):
             # The three largest contributions (in minutes), as the log keeps them. Picked and
             # rounded in numpy: per-row numpy scalars cost ~10 µs a row, 100 ms a batch.
             top = np.argsort(-np.abs(contributions), axis=1)[:, :3]
-            values = np.take_along_axis(contributions, top, axis=1).round(3).tolist()
-            names = _DESIGN_ARRAY[top].tolist()
-            factors = [
-                {k: v for k, v in zip(ks, vs, strict=True) if v != 0.0}
-                for ks, vs in zip(names, values, strict=True)
-            ]
+            picked = np.take_along_axis(contributions, top, axis=1).round(3)
+            values = picked.tolist()
+            names = _DESIGN_NAMES[top].tolist()  # the same str objects, not new ones a row
+            if len(values) < _FEW_ROWS:
+                factors = [
+                    {k: v for k, v in zip(ks, vs, strict=True) if v != 0.0}
+                    for ks, vs in zip(names, values, strict=True)
+                ]
+            else:
+                # dict(zip()) a row, then the zeros dropped where a row has one: 10,000 rows
+                # 7 ms instead of 20 ms with a comprehension a row (the same dicts).
+                factors = list(map(dict, map(zip, names, values)))
+                for i in np.flatnonzero((picked == 0.0).any(axis=1)).tolist():
+                    factors[i] = {k: v for k, v in factors[i].items() if v != 0.0}
         return Scores(
             prediction=pred,
             confidence=np.full(len(pred), confidence),
