@@ -136,10 +136,10 @@ class PredictionLog(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
-        Index("ix_prediction_log_created_at", "created_at"),
         # Every monitoring query is "one family since t": a range of this index (migration 0002).
         Index("ix_prediction_log_family_created", "family", "created_at"),
-        # Windowed metrics read only rows with an outcome: (created_at, actual) covers them.
+        # Windowed metrics read only rows with an outcome: (created_at, actual) covers them,
+        # and any range on created_at alone (its own index went in migration 0007).
         Index("ix_prediction_log_created_actual", "created_at", "actual"),
         Index("ix_prediction_log_request_id", "request_id"),
         Index("ix_prediction_log_booking_id", "booking_id"),
