@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -166,6 +166,7 @@ def test_the_sustained_event_starts_the_served_retrain(
             assert time.monotonic() < deadline, "sustained-degradation trigger never registered"
             time.sleep(1)
 
+        since = datetime.now(UTC)
         assert monitor_performance()["sustained_event_id"]
 
         deadline = time.monotonic() + 150
@@ -174,7 +175,7 @@ def test_the_sustained_event_starts_the_served_retrain(
             assert server.poll() is None, server.stdout.read().decode()[-3000:]
             assert time.monotonic() < deadline, f"no retrain run finished: {runs}"
             time.sleep(2)
-            runs = asyncio.run(_retrain_runs(prefect_server))
+            runs = asyncio.run(_retrain_runs(prefect_server, since))
         (run,) = runs
         assert run.state.is_completed(), run.state
         assert run.parameters["model"] == "classification"

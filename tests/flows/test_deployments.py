@@ -275,14 +275,17 @@ def test_prefect_yaml_trigger_is_a_valid_prefect_trigger():
     assert pools == {"ia-continu"}  # docker/worker-entrypoint.sh creates and serves it
 
 
-async def _retrain_runs(api_url: str) -> list:
+async def _retrain_runs(api_url: str, since: datetime) -> list:
+    """The retrain deployment's runs created since ``since``: the Prefect server is shared
+    by the session, and other tests' triggers start retrain runs on it too."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     async with get_client() as client:
-        return await client.read_flow_runs(
+        runs = await client.read_flow_runs(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["retrain"]))
         )
+    return [r for r in runs if r.created is not None and r.created >= since]
 
 
 @pytest.mark.slow
@@ -307,6 +310,7 @@ def test_drift_event_triggers_the_served_retrain(
             assert time.monotonic() < deadline, "retrain trigger never registered"
             time.sleep(1)
 
+        since = datetime.now(UTC)
         result = detect_drift()
         assert result["event_id"]
 
@@ -316,7 +320,7 @@ def test_drift_event_triggers_the_served_retrain(
             assert server.poll() is None, server.stdout.read().decode()[-3000:]
             assert time.monotonic() < deadline, f"no retrain run finished: {runs}"
             time.sleep(2)
-            runs = asyncio.run(_retrain_runs(prefect_server))
+            runs = asyncio.run(_retrain_runs(prefect_server, since))
         (run,) = runs
         assert run.state.is_completed(), run.state
         assert run.parameters["reason"].startswith("drift event: features ['feature1']")
