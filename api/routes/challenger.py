@@ -14,7 +14,6 @@ import dataclasses
 import logging
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import Admin, ModelDep, RuntimeDep, SessionDep
@@ -35,7 +34,7 @@ from ia_continu.challenge.policy import ChallengerPolicy
 from ia_continu.errors import ChallengerRefused, NoLiveChallenger, UnknownVersion
 from ia_continu.learn import registry
 from ia_continu.store.engine import session_scope
-from ia_continu.store.tables import ChallengerArm, ModelEvent
+from ia_continu.store.tables import ChallengerArm
 from ia_continu.vocab import ModelEventKind
 
 log = logging.getLogger(__name__)
@@ -56,27 +55,6 @@ OPERATOR = {"by": "operator"}
 
 def _arm_public(arm: ChallengerArm) -> ChallengerArmPublic:
     return ChallengerArmPublic.model_validate(arm, from_attributes=True)
-
-
-def _steps(session: Session, family: str, limit: int = 30) -> list[registry.ModelEventRecord]:
-    rows = session.scalars(
-        select(ModelEvent)
-        .where(ModelEvent.family == family, ModelEvent.event.in_([str(k) for k in STEP_EVENTS]))
-        .order_by(ModelEvent.id.desc())
-        .limit(limit)
-    )
-    return [
-        registry.ModelEventRecord(
-            id=r.id,
-            event=ModelEventKind(r.event),
-            version=r.version,
-            previous_version=r.previous_version,
-            reason=r.reason,
-            metrics=r.metrics,
-            at=r.created_at,
-        )
-        for r in rows
-    ]
 
 
 def _comparison(
@@ -113,7 +91,7 @@ def status_of(session: Session, model: ModelService) -> ChallengerPublic:
         comparison_error=comparison_error,
         last_verdict=recent[0].last_verdict if recent else None,
         recent=[_arm_public(a) for a in recent],
-        steps=_steps(session, settings.family),
+        steps=registry.model_events(session, settings.family, 30, kinds=STEP_EVENTS),
     )
 
 

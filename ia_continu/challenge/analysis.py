@@ -44,7 +44,7 @@ from ia_continu.challenge.policy import ChallengerPolicy
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.learn.registry import UtcTimestamp
-from ia_continu.serve.bucketing import in_challenger_sample
+from ia_continu.serve.bucketing import challenger_mask
 from ia_continu.store.tables import ChallengerArm, PredictionLog, utcnow
 from ia_continu.vocab import Arm, ArmMode, Decision, ServedBy
 
@@ -284,18 +284,15 @@ def _shadow_figures(
             _in_window(arm, w), P.arm == Arm.champion
         )
     ).all()
-    sampled = scored = 0
-    lat_scored: list[float] = []
-    lat_alone: list[float] = []
-    for request_id, has_answer, latency in rows:
-        if has_answer:
-            scored += 1
-            sampled += 1
-            lat_scored.append(latency)
-        elif in_challenger_sample(request_id, arm.shadow_rate):
-            sampled += 1
-        else:
-            lat_alone.append(latency)
+    lat_scored = [latency for _, has_answer, latency in rows if has_answer]
+    unscored = [(request_id, latency) for request_id, has_answer, latency in rows if not has_answer]
+    # The sample's rule for every unscored id at once (one salted hash state, as the predictor).
+    missed = challenger_mask([request_id for request_id, _ in unscored], arm.shadow_rate)
+    lat_alone = [
+        latency for (_, latency), m in zip(unscored, missed.tolist(), strict=True) if not m
+    ]
+    scored = len(lat_scored)
+    sampled = scored + int(missed.sum())
     alone = float(np.mean(lat_alone)) if lat_alone else None
     # A shadowed request runs both models: the challenger's own time is what it adds.
     extra = max(float(np.mean(lat_scored)) - alone, 0.0) if lat_scored and alone else None

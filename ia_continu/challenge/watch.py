@@ -199,21 +199,8 @@ def roll_back(engine: Engine, settings: Settings, found: ChampionWatch) -> bool:
         ):
             return False
         reason = f"automatic rollback: {found.reason}"[:2000]
-        registry.set_champion(
-            session,
-            settings,
-            current.previous_version,
-            reason=reason,
-            action=ChampionAction.rollback,
-            previous=found.version,
-        )
-        registry.record_event(
-            session,
-            settings.family,
-            ModelEventKind.rollback,
-            version=current.previous_version,
-            previous_version=found.version,
-            reason=reason,
+        registry.roll_back_to(
+            session, settings, current.previous_version, from_version=found.version, reason=reason
         )
         registry.record_event(
             session,

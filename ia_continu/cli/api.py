@@ -47,6 +47,31 @@ def connection(api_url: str | None, api_key: str | None) -> tuple[str, str]:
     return url, str(api_key)
 
 
+def call(
+    method: str,
+    path: str,
+    api_url: str | None,
+    api_key: str | None,
+    body: dict[str, Any] | None = None,
+    timeout: float = 30.0,
+) -> Any:
+    """One admin-keyed JSON call to the API; any failure is a one-line error and exit 1."""
+    import httpx
+
+    url, key = connection(api_url, api_key)
+    try:
+        response = httpx.request(
+            method, url + path, json=body, headers={"X-API-Key": key}, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the API at {url}: {exc}")
+    if response.status_code in (401, 403):
+        fail(f"the API refused the key ({response.status_code}): {detail(response)}")
+    if response.status_code >= 400:
+        fail(f"the API answered {response.status_code}: {detail(response)}")
+    return response.json()
+
+
 def detail(response: Any) -> str:
     try:
         value = response.json().get("detail", response.text)

@@ -12,7 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ia_continu.cli.api import ApiKey, ApiUrl, ModelName, connection, detail, fail, model_prefix
+from ia_continu.cli.api import (
+    ApiKey,
+    ApiUrl,
+    ModelName,
+    call,
+    model_prefix,
+)
 
 challenger_app = typer.Typer(
     no_args_is_help=True,
@@ -34,19 +40,10 @@ def _call(
     api_key: str | None,
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    import httpx
-
-    url, key = connection(api_url, api_key)
-    full = url + model_prefix(model, "") + "/challenger" + path
-    try:
-        response = httpx.request(method, full, json=body, headers={"X-API-Key": key}, timeout=30)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the API at {url}: {exc}")
-    if response.status_code in (401, 403):
-        fail(f"the API refused the key ({response.status_code}): {detail(response)}")
-    if response.status_code >= 400:
-        fail(f"the API answered {response.status_code}: {detail(response)}")
-    return response.json()
+    answer: dict[str, Any] = call(
+        method, model_prefix(model, "") + "/challenger" + path, api_url, api_key, body
+    )
+    return answer
 
 
 def _num(value: Any, digits: int = 4) -> str:

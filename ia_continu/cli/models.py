@@ -13,7 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ia_continu.cli.api import ApiKey, ApiUrl, ModelName, connection, detail, fail, model_prefix
+from ia_continu.cli.api import (
+    ApiKey,
+    ApiUrl,
+    ModelName,
+    call,
+    model_prefix,
+)
 
 models_app = typer.Typer(
     no_args_is_help=True,
@@ -25,29 +31,6 @@ Reason = Annotated[str | None, typer.Option("--reason", help="recorded in the ch
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
-
-
-def _call(
-    method: str,
-    path: str,
-    api_url: str | None,
-    api_key: str | None,
-    body: dict[str, Any] | None = None,
-) -> Any:
-    import httpx
-
-    url, key = connection(api_url, api_key)
-    try:
-        response = httpx.request(
-            method, url + path, json=body, headers={"X-API-Key": key}, timeout=30.0
-        )
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the API at {url}: {exc}")
-    if response.status_code in (401, 403):
-        fail(f"the API refused the key ({response.status_code}): {detail(response)}")
-    if response.status_code >= 400:
-        fail(f"the API answered {response.status_code}: {detail(response)}")
-    return response.json()
 
 
 def _estimator(model: dict[str, Any]) -> str:
@@ -98,8 +81,8 @@ def render_registry(models: dict[str, Any]) -> list[str]:
 @models_app.command("list")
 def list_models(model: ModelName = None, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Declared models (* = the default), then one model's champion and versions."""
-    declared = _call("GET", "/models/declared", api_url, api_key)
-    registry = _call("GET", model_prefix(model, "/models"), api_url, api_key)
+    declared = call("GET", "/models/declared", api_url, api_key)
+    registry = call("GET", model_prefix(model, "/models"), api_url, api_key)
     typer.echo("Declared models (* = the server's default; --model NAME for another):")
     for line in render_declared(declared):
         typer.echo(line)
@@ -134,7 +117,7 @@ def promote(
     body = {"reason": reason} if reason is not None else None
     # A version is one path segment.
     path = f"{model_prefix(model, '/models')}/{quote(version, safe='')}/promote"
-    _print_change(_call("POST", path, api_url, api_key, body), "promoted")
+    _print_change(call("POST", path, api_url, api_key, body), "promoted")
 
 
 @models_app.command()
@@ -144,4 +127,4 @@ def rollback(
     """Restore the champion before the current one."""
     body = {"reason": reason} if reason is not None else None
     path = f"{model_prefix(model, '/models')}/rollback"
-    _print_change(_call("POST", path, api_url, api_key, body), "rolled back")
+    _print_change(call("POST", path, api_url, api_key, body), "rolled back")

@@ -11,7 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ia_continu.cli.api import ApiKey, ApiUrl, ModelName, connection, detail, fail, model_prefix
+from ia_continu.cli.api import (
+    ApiKey,
+    ApiUrl,
+    ModelName,
+    call,
+    model_prefix,
+)
 
 rollout_app = typer.Typer(
     no_args_is_help=True, help="Progressive rollout of the ML model (status, enable, disable)."
@@ -39,20 +45,10 @@ def _call(
     body: dict | None = None,
     model: str | None = None,
 ) -> dict[str, Any]:
-    import httpx
-
-    url, key = connection(api_url, api_key)
-    try:
-        response = httpx.request(
-            method, url + _prefix(model) + path, json=body, headers={"X-API-Key": key}, timeout=10.0
-        )
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the API at {url}: {exc}")
-    if response.status_code in (401, 403):
-        fail(f"the API refused the key ({response.status_code}): {detail(response)}")
-    if response.status_code >= 400:
-        fail(f"the API answered {response.status_code}: {detail(response)}")
-    return response.json()
+    answer: dict[str, Any] = call(
+        method, _prefix(model) + path, api_url, api_key, body, timeout=10.0
+    )
+    return answer
 
 
 def _dry_run(

@@ -7,7 +7,7 @@ MLflow aliases only know the present, so the champion's history (for rollback) l
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -226,14 +226,17 @@ def champion_history(session: Session, family: str, limit: int = 50) -> list[Cha
     ]
 
 
-def model_events(session: Session, family: str, limit: int = 50) -> list[ModelEventRecord]:
-    """The newest rows of the audit log, newest first."""
-    rows = session.scalars(
-        select(ModelEvent)
-        .where(ModelEvent.family == family)
-        .order_by(ModelEvent.id.desc())
-        .limit(limit)
-    ).all()
+def model_events(
+    session: Session,
+    family: str,
+    limit: int = 50,
+    kinds: Iterable[ModelEventKind] | None = None,
+) -> list[ModelEventRecord]:
+    """The newest rows of the audit log, newest first (only ``kinds``, when given)."""
+    query = select(ModelEvent).where(ModelEvent.family == family)
+    if kinds is not None:
+        query = query.where(ModelEvent.event.in_([str(k) for k in kinds]))
+    rows = session.scalars(query.order_by(ModelEvent.id.desc()).limit(limit)).all()
     return [
         ModelEventRecord(
             id=r.id,
@@ -423,23 +426,38 @@ def rollback(engine: Engine, settings: Settings, *, reason: str) -> ChampionChan
                     else ""
                 )
             )
-        set_champion(
+        roll_back_to(
             session,
             settings,
             before.previous_version,
-            reason=reason,
-            action=ChampionAction.rollback,
-            previous=before.champion_version,
-        )
-        record_event(
-            session,
-            settings.family,
-            ModelEventKind.rollback,
-            version=before.previous_version,
-            previous_version=before.champion_version,
+            from_version=before.champion_version,
             reason=reason,
         )
         return ChampionChange(**champion(session, settings).model_dump(), changed=True)
+
+
+def roll_back_to(
+    session: Session, settings: Settings, version: str, *, from_version: str | None, reason: str
+) -> None:
+    """The champion history's rollback step and its audit row, inside
+    :func:`registry_session`: by hand (:func:`rollback`) or by the live watch of a new
+    champion (``ia_continu.challenge.watch``)."""
+    set_champion(
+        session,
+        settings,
+        version,
+        reason=reason,
+        action=ChampionAction.rollback,
+        previous=from_version,
+    )
+    record_event(
+        session,
+        settings.family,
+        ModelEventKind.rollback,
+        version=version,
+        previous_version=from_version,
+        reason=reason,
+    )
 
 
 def _settle_arm(session: Session, family: str, champion_now: str, reason: str) -> None:

@@ -72,7 +72,8 @@ class Answers:
         """``version`` of every row."""
         by_ml = self.by_ml.tolist()
         if self.by_challenger is None or not self.by_challenger.any():
-            return [self.model_version if m else ServedBy.fallback for m in by_ml]  # type: ignore[misc]
+            ml = self.model_version or ServedBy.fallback
+            return [ml if m else ServedBy.fallback for m in by_ml]
         return [self.version(i) for i in range(len(by_ml))]
 
     def __len__(self) -> int:

@@ -278,13 +278,12 @@ class _ArmRows:
     analysis' error-rate guardrail, by their ``arm`` saying challenger while the version is
     the champion's)."""
 
-    __slots__ = ("answers", "assigned", "failed", "prediction", "shadowed")
+    __slots__ = ("answers", "assigned", "prediction", "shadowed")
 
     def __init__(self, assigned: np.ndarray, shadowed: np.ndarray) -> None:
         self.assigned = assigned  # ML rows in the challenger's canary share
         self.shadowed = shadowed  # champion rows the challenger scores too, not answering
         self.answers = assigned.copy()  # rows the challenger answers (assigned, if it works)
-        self.failed = False
         self.prediction: np.ndarray | None = None  # its answers on shadowed rows, NaN elsewhere
 
     @classmethod
@@ -316,7 +315,7 @@ class _ArmRows:
             _check_finite(scores)
         except Exception as exc:
             log.warning("challenger %s failed on %d rows: %s", challenger.version, n, exc)
-            self.failed, self.answers = True, none
+            self.answers = none
             if not self.assigned.any():
                 return ml, ml_rows, none
             try:  # its canary rows go back to the champion
@@ -324,7 +323,7 @@ class _ArmRows:
                 _check_finite(backup)
             except Exception:
                 return ml, ml_rows, self.assigned
-            return _union(n, (ml, ml_rows), (backup, self.assigned))
+            return (*_union((ml, ml_rows), (backup, self.assigned)), none)
         if self.shadowed.any():
             full = np.full(n, np.nan)
             full[rows] = scores.prediction
@@ -332,7 +331,7 @@ class _ArmRows:
         if not self.assigned.any():
             return ml, ml_rows, none
         answered = scores if not self.shadowed.any() else _subset(scores, rows, self.assigned)
-        return _union(n, (ml, ml_rows), (answered, self.assigned))
+        return (*_union((ml, ml_rows), (answered, self.assigned)), none)
 
     def annotate(self, answers: Answers, version: str) -> None:
         in_arm = answers.by_ml | self.assigned
@@ -359,12 +358,12 @@ def _subset(scores: Scores, rows: np.ndarray, keep: np.ndarray) -> Scores:
 
 
 def _union(
-    n: int, a: tuple[Scores | None, np.ndarray], b: tuple[Scores, np.ndarray]
-) -> tuple[Scores, np.ndarray, np.ndarray]:
+    a: tuple[Scores | None, np.ndarray], b: tuple[Scores, np.ndarray]
+) -> tuple[Scores, np.ndarray]:
     """Two models' scores on disjoint rows -> one Scores on the union of their rows."""
     (sa, ma), (sb, mb) = a, b
     if sa is None or not ma.any():
-        return sb, mb, np.zeros(n, bool)
+        return sb, mb
     union = ma | mb
     pos = np.cumsum(union) - 1  # each union row's index in the combined arrays
     ia, ib = pos[ma], pos[mb]
@@ -393,4 +392,4 @@ def _union(
         contributing_factors=objects(sa.contributing_factors, sb.contributing_factors),
         extra=extra,
     )
-    return combined, union, np.zeros(n, bool)
+    return combined, union
