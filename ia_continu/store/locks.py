@@ -16,6 +16,10 @@ from sqlalchemy import Connection, Engine, text
 # connection for as long as it waits, and a handful of waiting requests could then starve the
 # pool that the holder (and the rest of the service) needs.
 _POLL_FIRST, _POLL_MAX = 0.005, 0.1
+# Its own generator: the jitter never draws from (or moves) the process-wide ``random``
+# state, which callers may have seeded for their own reproducible sequences (Hypothesis,
+# in the tests, fails a run whose global random state moved while it drew examples).
+_JITTER = random.Random()
 
 
 @contextmanager
@@ -86,7 +90,7 @@ def _pg_acquire(engine: Engine, key: int, wait: bool) -> Connection | None:
         conn.close()
         if not wait:
             return None
-        time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: waiters do not retry in step
+        time.sleep(delay * _JITTER.uniform(0.5, 1.5))  # jitter: waiters do not retry in step
         delay = min(delay * 2, _POLL_MAX)
 
 
