@@ -20,7 +20,6 @@ import numpy as np
 from fastapi import HTTPException, status
 
 from api.schemas import first_invalid_identifier
-from ia_continu.declared.family import DeclaredFamily
 from ia_continu.errors import InvalidFeatures, InvalidInput
 from ia_continu.families import ModelFamily
 from ia_continu.serve.answers import Answers, Context
@@ -67,7 +66,7 @@ class Batch:
 def read_batch(body: bytes, family: ModelFamily, max_rows: int) -> Batch:
     """The rows and ids of a ``/predict/batch`` body, validated; raises InvalidInput (422)
     or an HTTPException 413 (too many rows) with the same message on either path."""
-    declared = isinstance(family, DeclaredFamily)
+    declared = family.encodes_cells
     try:
         typed: _Numbers | _Cells | None = (_CELLS if declared else _NUMBERS).decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):

@@ -207,6 +207,9 @@ def monitor_performance(alert_window: str = "24h", model: str | None = None) -> 
     """Watch ``model`` (None: the default model)."""
     settings = model_view(model)
     with run_engine(settings) as engine:
+        # The MLflow alias follows the DB (the source of truth): set again here if a crash
+        # between the two left them apart, so that API replicas never need MLflow for it.
+        registry.reconcile_alias(engine, settings)
         reports = [window(settings, engine, name, hours) for name, hours in WINDOWS.items()]
         estimated = estimate(settings, engine, WINDOWS[alert_window])
         with session_scope(engine) as session:

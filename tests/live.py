@@ -108,6 +108,25 @@ def settings_env(settings) -> dict[str, str]:
     }
 
 
+def run_python(code: str, settings, *args: str, **env: str) -> Any:
+    """Run ``code`` in a fresh interpreter configured by ``settings`` (``settings_env``, plus
+    ``env``), with ``args`` as its ``sys.argv[1:]``; returns the JSON its last stdout line
+    prints. For what only a new process shows: the modules a start imports."""
+    import json
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IA_CONTINU_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**clean, **settings_env(settings), **env},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _popen(argv: list[str], env: dict[str, str], log: Any) -> subprocess.Popen:
     return subprocess.Popen(
         argv,

@@ -132,7 +132,7 @@ def status(runtime: RuntimeDep, session: SessionDep) -> StatusPublic:
             family=holder.family.name,
             version=model.version if model else None,
             exists=model is not None,
-            type=type(model.pipeline.steps[-1][1]).__name__ if model else None,
+            type=model.estimator if model else None,
             load_error=redact(holder.load_error) if holder.load_error else None,
         ),
         api=StatusApi(

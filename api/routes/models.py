@@ -14,7 +14,6 @@ from api.schemas import (
     PromoteRequest,
     RollbackRequest,
 )
-from ia_continu.declared.family import ONNX_REPORT_ATTR
 from ia_continu.errors import NothingToRollBack, UnknownVersion
 from ia_continu.learn import registry
 
@@ -38,7 +37,7 @@ def list_models(model: ModelDep, session: SessionDep) -> ModelsPublic:
         task=model.family.task,
         served_version=_served(model),
         serving_engine=current.engine if current else None,
-        onnx=getattr(current.pipeline, ONNX_REPORT_ATTR, None) if current else None,
+        onnx=current.onnx if current else None,
         versions=registry.list_versions(settings),
         history=registry.champion_history(session, settings.family),
     )

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from ia_continu.challenge import stats
 from ia_continu.challenge.policy import ChallengerPolicy
 from ia_continu.config import Settings
 from ia_continu.families import ModelFamily, get_family
@@ -47,6 +46,9 @@ from ia_continu.learn.registry import UtcTimestamp
 from ia_continu.serve.bucketing import challenger_mask
 from ia_continu.store.tables import ChallengerArm, PredictionLog, utcnow
 from ia_continu.vocab import Arm, ArmMode, Decision, ServedBy
+
+if TYPE_CHECKING:
+    from ia_continu.challenge import stats
 
 P = PredictionLog
 Verdict = Literal["advance", "hold", "abort"]
@@ -400,6 +402,10 @@ def metric_test(
 ) -> tuple[stats.TestOutcome, Any]:
     """The test fit for the metric and the design; returns it and a function mapping a gain
     (test units) to the difference challenger - champion (metric units)."""
+    # scipy loads with the first comparison, not with every process that imports this module
+    # (the API does, for its schemas, and serves without scipy otherwise).
+    from ia_continu.challenge import stats
+
     p1, y1, p0, y0 = data
     if metric == "accuracy":
         a1 = family.accurate(p1, y1).astype(bool)

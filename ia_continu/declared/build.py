@@ -18,18 +18,19 @@ nested table ``{ class = "...", params = {...} }`` and go through the same impor
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from pydantic import ValidationError
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ia_continu.declared.features import FeatureEncoder
 from ia_continu.declared.formula import Formula, compile_formula
 from ia_continu.declared.imports import ImportRefused, Role, normalise_prefixes, resolve_class
 from ia_continu.declared.schema import Declaration, Step
+
+if TYPE_CHECKING:  # imported to build a pipeline, not to serve one's served form
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
 
 
 def instantiate(step: Step, prefixes: tuple[str, ...], *, role: Role = "estimator") -> Any:
@@ -53,6 +54,9 @@ def _param(value: Any, prefixes: tuple[str, ...], name: str) -> Any:
 
 
 def build_preprocessor(declaration: Declaration) -> ColumnTransformer:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     numeric = [i for i, f in enumerate(declaration.features) if f.type in ("number", "integer")]
     categorical = [i for i, f in enumerate(declaration.features) if f.type == "category"]
     boolean = [i for i, f in enumerate(declaration.features) if f.type == "boolean"]
@@ -73,6 +77,8 @@ def build_preprocessor(declaration: Declaration) -> ColumnTransformer:
 
 def build_pipeline(declaration: Declaration, extra_prefixes: tuple[str, ...] = ()) -> Pipeline:
     """The unfitted pipeline: preprocessing (automatic or declared) then the estimator."""
+    from sklearn.pipeline import Pipeline
+
     prefixes = normalise_prefixes(extra_prefixes)
     steps: list[tuple[str, Any]]
     if declaration.pipeline is not None:

@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ia_continu.declared.schema import Declaration
 
-Sample = Callable[[int, np.random.Generator, float], tuple[pd.DataFrame, np.ndarray]]
+# pandas is imported by the functions that build frames: checking a declaration's source at
+# start (SIMULATORS, DATASETS) must not load it in an API process that serves without it.
+Sample = Callable[[int, np.random.Generator, float], "tuple[pd.DataFrame, np.ndarray]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,8 @@ class SimulatorSpec:
 
 
 def _classification(n: int, rng: np.random.Generator, drift: float) -> tuple[pd.DataFrame, Any]:
+    import pandas as pd
+
     from ia_continu.families import get_family
 
     X, y = get_family("classification").sample(n, rng=rng, drift=drift)
@@ -46,6 +51,8 @@ def _classification(n: int, rng: np.random.Generator, drift: float) -> tuple[pd.
 
 
 def _delay(n: int, rng: np.random.Generator, drift: float) -> tuple[pd.DataFrame, Any]:
+    import pandas as pd
+
     from ia_continu.families import get_family
     from ia_continu.families.delay import FEATURES
 
@@ -72,6 +79,8 @@ _DAY_OFF = np.array(
 
 
 def _bike_traffic(n: int, rng: np.random.Generator, drift: float) -> tuple[pd.DataFrame, Any]:
+    import pandas as pd
+
     hour = rng.integers(0, 24, n)
     weekday = rng.integers(0, 7, n)
     holiday = (weekday < 5) & (rng.random(n) < 0.04)
@@ -149,6 +158,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 def load_dataset(declaration: Declaration) -> tuple[pd.DataFrame, np.ndarray]:
     """The declaration's bundled dataset, columns renamed to the declared features."""
+    import pandas as pd
     import sklearn.datasets
 
     if declaration.dataset is None:
@@ -164,6 +174,8 @@ def load_dataset(declaration: Declaration) -> tuple[pd.DataFrame, np.ndarray]:
 
 def random_frame(declaration: Declaration, n: int, *, rng: np.random.Generator) -> pd.DataFrame:
     """``n`` valid rows drawn uniformly inside each feature's declared domain."""
+    import pandas as pd
+
     columns: dict[str, Any] = {}
     for f in declaration.features:
         low = f.min if f.min is not None else (0.0 if f.max is None else f.max - 10.0)

@@ -17,16 +17,19 @@ scikit-learn, so the ONNX hot path stays a few microseconds away from what it wa
 
 Vectorised over the batch: a 1-row answer costs tens of microseconds more, a full batch a
 few microseconds a row (the dicts the log keeps).
+
+The fitted numbers are read once into plain arrays and JSON (:func:`explainer_parts`), and
+the explainer is built from those (:func:`explainer_from_parts`): a version's served form
+keeps them, so a replica explains without scikit-learn, with the very code the pipeline's
+own explainer runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 TOP = 3
 DIGITS = 4
@@ -38,6 +41,17 @@ Explainer = Callable[[np.ndarray, np.ndarray], list[dict[str, float]]]
 def compile_explainer(pipeline: Any, names: Sequence[str], top: int = TOP) -> Explainer | None:
     """The ``top`` factors of ``pipeline`` (fitted on a matrix whose columns are ``names``),
     or None where they are not cheap or not defined (see the module docstring)."""
+    parts = explainer_parts(pipeline, len(names))
+    return None if parts is None else explainer_from_parts(*parts, names, top)
+
+
+def explainer_parts(
+    pipeline: Any, n_columns: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The fitted numbers the factors need, as arrays and JSON-safe values (a served form
+    keeps them), or None where there are no cheap factors."""
+    from sklearn.compose import ColumnTransformer  # training or MLflow loading: sklearn is here
+
     steps = getattr(pipeline, "steps", None)
     if not steps or len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer):
         return None  # declared preprocessing: its output columns are not traceable
@@ -47,16 +61,51 @@ def compile_explainer(pipeline: Any, names: Sequence[str], top: int = TOP) -> Ex
         return None
     # Checked here, once: a factor that failed at answer time would fail the answer.
     width = sum(sum(b.widths()) for b in blocks)
-    if any(c >= len(names) for b in blocks for c in b.columns):
+    if any(c >= n_columns for b in blocks for c in b.columns):
         return None
+    arrays: dict[str, np.ndarray] = {}
+    for i, block in enumerate(blocks):
+        arrays[f"mean{i}"] = np.asarray(block.mean, dtype=np.float64)
+        arrays[f"scale{i}"] = np.asarray(block.scale, dtype=np.float64)
+    meta: dict[str, Any] = {
+        "blocks": [
+            {
+                "kind": b.kind,
+                "columns": b.columns,
+                "start": b.start,
+                "categories": [c.tolist() for c in b.categories],
+            }
+            for b in blocks
+        ]
+    }
     coef = getattr(model, "coef_", None)
     if coef is not None:
         coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-        return _linear(model, coef, blocks, list(names), top) if coef.shape[1] == width else None
+        if coef.shape[1] != width:
+            return None
+        arrays["coef"] = coef
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            arrays["classes"] = np.asarray(classes, dtype=np.float64)
+        return arrays, {**meta, "kind": "linear"}
     importances = getattr(model, "feature_importances_", None)
     if importances is not None and len(importances) == width:
-        return _global(np.asarray(importances, dtype=np.float64), blocks, list(names), top)
+        arrays["importances"] = np.asarray(importances, dtype=np.float64)
+        return arrays, {**meta, "kind": "global"}
     return None
+
+
+def explainer_from_parts(
+    arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], names: Sequence[str], top: int = TOP
+) -> Explainer:
+    """The explainer of :func:`explainer_parts`' output, for a matrix whose columns are
+    ``names``."""
+    blocks = [
+        _Block.of(b, arrays[f"mean{i}"], arrays[f"scale{i}"]) for i, b in enumerate(meta["blocks"])
+    ]
+    if meta["kind"] == "linear":
+        return _linear(arrays.get("classes"), arrays["coef"], blocks, list(names), top)
+    return _global(np.asarray(arrays["importances"]), blocks, list(names), top)
 
 
 class _Block:
@@ -68,6 +117,8 @@ class _Block:
         self.mean: Any = 0.0
         self.scale: Any = 1.0
         self.categories: list[np.ndarray] = []
+        if transformer is None:
+            return  # rebuilt from its parts (``of``)
         if kind == "number":  # what StandardScaler.transform does: (x - mean) / scale
             if transformer.with_mean:
                 self.mean = np.asarray(transformer.mean_, dtype=np.float64)
@@ -76,6 +127,15 @@ class _Block:
         elif kind == "category":
             self.categories = [np.asarray(c, dtype=np.float64) for c in transformer.categories_]
 
+    @classmethod
+    def of(cls, part: Mapping[str, Any], mean: np.ndarray, scale: np.ndarray) -> _Block:
+        block = cls(str(part["kind"]), [int(c) for c in part["columns"]], int(part["start"]), None)
+        # A 0-d array is the scalar default (0.0, 1.0): the same arithmetic, bit for bit.
+        block.mean = float(mean) if mean.ndim == 0 else mean
+        block.scale = float(scale) if scale.ndim == 0 else scale
+        block.categories = [np.asarray(c, dtype=np.float64) for c in part["categories"]]
+        return block
+
     def widths(self) -> list[int]:
         """How many output columns each input column has."""
         if self.kind == "category":
@@ -83,7 +143,9 @@ class _Block:
         return [1] * len(self.columns)
 
 
-def _blocks(preprocess: ColumnTransformer) -> list[_Block] | None:
+def _blocks(preprocess: Any) -> list[_Block] | None:
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
     blocks = []
     for name, transformer, columns in preprocess.transformers_:
         if isinstance(transformer, str) and transformer == "drop":
@@ -120,9 +182,8 @@ def _top(names: np.ndarray, contributions: np.ndarray, k: int) -> list[dict[str,
 
 
 def _linear(
-    model: Any, coef: np.ndarray, blocks: list[_Block], names: list[str], top: int
+    classes: np.ndarray | None, coef: np.ndarray, blocks: list[_Block], names: list[str], top: int
 ) -> Explainer:
-    classes = getattr(model, "classes_", None)
     per_class = coef.shape[0] > 1 and classes is not None and len(classes) == coef.shape[0]
     fitted = np.asarray(classes, dtype=np.float64) if per_class else None
     labels = np.asarray(names, dtype=object)

@@ -10,6 +10,13 @@ index back into its label (``label``/``labels``) and outcomes posted as labels i
 Serving goes through ONNX Runtime when the fitted pipeline converts and agrees with
 scikit-learn on the holdout (checked once, at training: ``after_fit``); the verified ONNX
 bytes travel inside the registered pipeline, so every replica serves what was checked.
+
+A version served by ONNX Runtime also has a *served form* (``ia_continu.serve.forms``): the
+ONNX bytes and every fitted number its answers need (fallback value, confidence, feature
+order and category values, the contributing factors' arrays). A replica serves it from the
+database without MLflow, skops, scikit-learn, scipy or pandas, and ``compile_scorer`` builds
+its scorer from that same form, so both paths answer the same by construction. A version
+scikit-learn scores has no form: it is served from MLflow.
 """
 
 from __future__ import annotations
@@ -18,15 +25,19 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ia_continu.declared import metrics as declared_metrics
 from ia_continu.declared.build import FallbackScorer, build_pipeline, risk_levels
 from ia_continu.declared.data import load_dataset, simulate
-from ia_continu.declared.explain import Explainer, compile_explainer
+from ia_continu.declared.explain import (
+    Explainer,
+    compile_explainer,
+    explainer_from_parts,
+    explainer_parts,
+)
 from ia_continu.declared.features import FeatureEncoder
 from ia_continu.declared.onnx import OnnxScorer, SklearnScorer, to_onnx
 from ia_continu.declared.schema import Declaration
@@ -38,7 +49,11 @@ from ia_continu.errors import (
 )
 from ia_continu.families.base import ModelFamily, Scores, Values
 from ia_continu.families.tasks import TaskRules, multiclass_rules, rules_for
+from ia_continu.serve.forms import ServingForm
 from ia_continu.vocab import Task
+
+if TYPE_CHECKING:  # frames are training's: a serving process has no pandas
+    import pandas as pd
 
 # Attributes set on the fitted pipeline by ``after_fit``; skops keeps plain attributes, so
 # they are registered with it and read back by every replica that loads the version.
@@ -49,10 +64,14 @@ CONFIDENCE_ATTR = "ia_continu_regression_confidence"  # holdout share within tol
 FEATURES_ATTR = "ia_continu_features"  # list of str: the feature order the version was fitted on
 CATEGORIES_ATTR = "ia_continu_categories"  # name -> declared values: what each code meant then
 ONNX_CHECK_ROWS = 2_000  # holdout rows the conversion is verified on (enough, and quick)
+FORM_KIND = "declared-onnx/1"  # the served form of a version ONNX Runtime scores
+EXPLAIN_PREFIX = "explain."  # the form's arrays of the contributing factors
 
 
 class DeclaredFamily(ModelFamily):
     """One declaration as a :class:`ModelFamily` (see the module docstring)."""
+
+    encodes_cells = True
 
     def __init__(self, declaration: Declaration, prefixes: tuple[str, ...] = ()) -> None:
         self.declaration = declaration
@@ -239,6 +258,9 @@ class DeclaredFamily(ModelFamily):
         return files
 
     # --- serving ---------------------------------------------------------------------
+    def onnx_report(self, pipeline: Any) -> dict[str, Any] | None:
+        return getattr(pipeline, ONNX_REPORT_ATTR, None)
+
     def serving_engine(self, pipeline: Any) -> str:
         return "onnxruntime" if getattr(pipeline, ONNX_ATTR, None) else "sklearn"
 
@@ -251,8 +273,15 @@ class DeclaredFamily(ModelFamily):
     def trained_columns(self, pipeline: Any) -> np.ndarray | None:
         """Where each feature the version was fitted on sits in the current matrix (None: the
         same order). Raises VersionNeedsFeature if the declaration no longer has one of them."""
-        self._check_category_codes(pipeline)
-        trained = getattr(pipeline, FEATURES_ATTR, None)
+        return self._columns(
+            getattr(pipeline, FEATURES_ATTR, None), getattr(pipeline, CATEGORIES_ATTR, None)
+        )
+
+    def _columns(
+        self, trained: Sequence[str] | None, categories: Mapping[str, list[Any]] | None
+    ) -> np.ndarray | None:
+        """``trained_columns`` from what the version recorded (on its pipeline or its form)."""
+        self._check_category_codes(categories or {})
         if trained is None or tuple(trained) == self.feature_names:
             return None  # fitted on today's order (or before versions recorded theirs)
         missing = [name for name in trained if name not in self.feature_names]
@@ -269,11 +298,10 @@ class DeclaredFamily(ModelFamily):
             f.name: list(f.values or ()) for f in self.declaration.features if f.type == "category"
         }
 
-    def _check_category_codes(self, pipeline: Any) -> None:
+    def _check_category_codes(self, trained: Mapping[str, list[Any]]) -> None:
         """A category is stored as the index of its value: a version still reads today's
         codes if its values are, in order, the first of today's (values added at the end are
         unknown to it, as any unseen category). Reordered or removed values would be misread."""
-        trained: dict[str, list[Any]] = getattr(pipeline, CATEGORIES_ATTR, None) or {}
         current = self._category_values()
         changed = [
             name
@@ -287,39 +315,106 @@ class DeclaredFamily(ModelFamily):
                 "would be misread (add new values at the end of the list instead)"
             )
 
+    # --- the served form ---------------------------------------------------------------
+    def serving_form(self, pipeline: Any) -> ServingForm | None:
+        """A version ONNX Runtime scores, as the form a replica serves without scikit-learn:
+        the ONNX bytes, the factors' arrays, and the fitted values as JSON. None for a version
+        scikit-learn scores (served from MLflow)."""
+        model = getattr(pipeline, ONNX_ATTR, None)
+        if not model:
+            return None
+        arrays: dict[str, np.ndarray] = {"onnx": np.frombuffer(bytes(model), dtype=np.uint8)}
+        trained = getattr(pipeline, FEATURES_ATTR, None)
+        parts = explainer_parts(pipeline, len(trained or self.feature_names))
+        if parts is not None:
+            arrays.update({EXPLAIN_PREFIX + k: v for k, v in parts[0].items()})
+        fallback = getattr(pipeline, FALLBACK_ATTR, None)
+        confidence = getattr(pipeline, CONFIDENCE_ATTR, None)
+        fitted = getattr(pipeline, "classes_", None)
+        categories = getattr(pipeline, CATEGORIES_ATTR, None)
+        meta = {
+            "estimator": self.estimator_name(pipeline),
+            "engine": "onnxruntime",
+            "onnx": self.onnx_report(pipeline),
+            "features": None if trained is None else list(trained),
+            "categories": None if categories is None else dict(categories),
+            "fallback": None if fallback is None else float(fallback),
+            "confidence": None if confidence is None else float(confidence),
+            "classes": None if fitted is None else np.asarray(fitted, float).tolist(),
+            "has_proba": self.classes is not None and hasattr(pipeline, "predict_proba"),
+            "explain": None if parts is None else parts[1],
+        }
+        # Through JSON now: what the database gives back is what the scorer is built from.
+        return ServingForm(FORM_KIND, arrays, json.loads(json.dumps(meta)))
+
+    def scorer_from_form(
+        self, form: ServingForm, *, explain: bool = True
+    ) -> Callable[[np.ndarray], Scores] | None:
+        """The scorer of a form ``serving_form`` wrote (None for another kind). Raises
+        VersionNeedsFeature, as ``compile_scorer`` does, for a version the declaration no
+        longer fits."""
+        if form.kind != FORM_KIND:
+            return None
+        meta = form.meta
+        columns = self._columns(meta["features"], meta["categories"])
+        trained = meta["features"] or self.feature_names
+        explainer = None
+        if explain and meta["explain"] is not None:
+            n = len(EXPLAIN_PREFIX)
+            parts = {k[n:]: v for k, v in form.arrays.items() if k.startswith(EXPLAIN_PREFIX)}
+            explainer = explainer_from_parts(parts, meta["explain"], trained)
+        onnx = OnnxScorer(
+            np.asarray(form.arrays["onnx"], dtype=np.uint8).tobytes(),
+            classes=None if self.classes is None else np.arange(len(self.classes)),
+            has_proba=bool(meta["has_proba"]),
+        )
+        confidence = 0.5 if meta["confidence"] is None else float(meta["confidence"])
+        fitted = None if meta["classes"] is None else np.asarray(meta["classes"], np.float64)
+        score = self._scorer(onnx, confidence, fitted, explainer)
+        return score if columns is None else _realigned(score, columns)
+
+    def adopt_form(self, form: ServingForm) -> None:
+        """``adopt`` for a champion served from its form."""
+        if form.kind == FORM_KIND and form.meta.get("fallback") is not None:
+            self.fallback_value = float(form.meta["fallback"])
+
     def compile_scorer(
         self, pipeline: Any, *, explain: bool = True
     ) -> Callable[[np.ndarray], Scores]:
+        # A version ONNX Runtime scores is scored through its served form: what a replica
+        # serving the form answers is what this answers.
+        form = self.serving_form(pipeline)
+        if form is not None:
+            score = self.scorer_from_form(form, explain=explain)
+            assert score is not None  # the kind this family writes
+            return score
         # A version fitted on another feature order (the declaration changed since) scores
         # the current matrix's columns picked and reordered to its own.
         columns = self.trained_columns(pipeline)
-        score = self._compile_scorer(pipeline, explain=explain)
-        if columns is None:
-            return score
-
-        def score_realigned(X: np.ndarray) -> Scores:
-            return score(X[:, columns])
-
-        return score_realigned
-
-    def _compile_scorer(
-        self, pipeline: Any, *, explain: bool = True
-    ) -> Callable[[np.ndarray], Scores]:
-        model = getattr(pipeline, ONNX_ATTR, None)
-        scorer: OnnxScorer | SklearnScorer
-        if model:
-            has_proba = self.classes is not None and hasattr(pipeline, "predict_proba")
-            codes = np.arange(len(self.classes)) if self.classes is not None else None
-            scorer = OnnxScorer(model, classes=codes, has_proba=has_proba)
-        else:
-            scorer = SklearnScorer(pipeline)
-        bands = self.declaration.risk_bands
         # Contributing factors where the fitted numbers give them cheaply (declared.explain),
         # named by the features the version was fitted on (the matrix it is given).
         trained = getattr(pipeline, FEATURES_ATTR, None) or self.feature_names
         explainer = compile_explainer(pipeline, trained) if explain else None
+        confidence = float(getattr(pipeline, CONFIDENCE_ATTR, 0.5))
+        # Fitted on indices: classes_ maps probability columns to them (a class absent from
+        # the training data has no column).
+        fitted = None
+        if self.classes is not None:
+            fitted = np.asarray(getattr(pipeline, "classes_", np.arange(len(self.classes))), float)
+        score = self._scorer(SklearnScorer(pipeline), confidence, fitted, explainer)
+        return score if columns is None else _realigned(score, columns)
+
+    def _scorer(
+        self,
+        scorer: OnnxScorer | SklearnScorer,
+        confidence: float,
+        fitted: np.ndarray | None,
+        explainer: Explainer | None,
+    ) -> Callable[[np.ndarray], Scores]:
+        """Answers from ``scorer``'s predictions: a regression's fitted ``confidence`` and
+        risk bands, a classifier's probabilities over its ``fitted`` class indices."""
+        bands = self.declaration.risk_bands
         if self.classes is None:
-            confidence = float(getattr(pipeline, CONFIDENCE_ATTR, 0.5))
 
             def score_regression(X: np.ndarray) -> Scores:
                 pred = np.asarray(scorer.predict(X), dtype=np.float64).reshape(-1)
@@ -331,9 +426,8 @@ class DeclaredFamily(ModelFamily):
 
             return _with_factors(score_regression, explainer)
 
-        # Fitted on indices: classes_ maps probability columns to them (a class absent from
-        # the training data has no column).
-        fitted = np.asarray(getattr(pipeline, "classes_", np.arange(len(self.classes))), float)
+        if fitted is None:
+            fitted = np.arange(len(self.classes), dtype=np.float64)
         positive = np.flatnonzero(fitted == 1.0)
 
         def score_classes(X: np.ndarray) -> Scores:
@@ -405,6 +499,18 @@ class DeclaredFamily(ModelFamily):
         low, high = self.declaration.target.min, self.declaration.target.max
         value = 0.0 if low is None else max(0.0, low)
         return value if high is None else min(value, high)
+
+
+def _realigned(
+    score: Callable[[np.ndarray], Scores], columns: np.ndarray
+) -> Callable[[np.ndarray], Scores]:
+    """A version fitted on another feature order scores today's matrix's columns picked and
+    reordered to its own."""
+
+    def score_realigned(X: np.ndarray) -> Scores:
+        return score(X[:, columns])
+
+    return score_realigned
 
 
 def _with_factors(

@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ia_continu.declared.schema import Declaration, Feature
 from ia_continu.errors import InvalidActual, InvalidFeatures
+
+if TYPE_CHECKING:  # frames are training's and reports': serving encodes JSON rows
+    import pandas as pd
 
 MAX_REPORTED = 10
 SMALL_BATCH = 16  # rows checked value by value (see FeatureEncoder._encode)
@@ -313,7 +315,8 @@ class FeatureEncoder:
     # --- targets ----------------------------------------------------------------------
     def target(self, y: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
         """Validated outcomes: class labels (as declared) or finite numbers."""
-        values = y.tolist() if isinstance(y, np.ndarray | pd.Series) else list(y)
+        # An array or a pandas Series (duck-typed: pandas is not imported to serve)
+        values = y.tolist() if hasattr(y, "tolist") else list(y)
         d = self.declaration
         problems = _Problems()
         label = [f"target {d.target.name!r}"]
@@ -355,6 +358,8 @@ class FeatureEncoder:
     # --- back to values -----------------------------------------------------------------
     def decode(self, X: np.ndarray) -> pd.DataFrame:
         """The matrix as declared values (category texts, booleans...), e.g. for reports."""
+        import pandas as pd
+
         data: dict[str, Any] = {}
         for j, f in enumerate(self.features):
             col = X[:, j]

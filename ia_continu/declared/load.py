@@ -46,7 +46,14 @@ def load_file(
         raise DeclarationError([Problem(shown, "", "is not UTF-8 text")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise DeclarationError([Problem(shown, "", f"is not valid TOML: {exc}")]) from None
-    return parse_declaration(data, source=shown, prefixes=normalise_prefixes(extra_prefixes))
+    # A built-in's classes are checked by the package's tests, not at every start (see
+    # parse_declaration): serving the built-in models needs no scikit-learn.
+    return parse_declaration(
+        data,
+        source=shown,
+        prefixes=normalise_prefixes(extra_prefixes),
+        check_estimator=not builtin,
+    )
 
 
 def load_declarations(

@@ -10,19 +10,21 @@ the share of predictions within ``tolerance``.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    mean_absolute_error,
-    mean_squared_error,
-    precision_recall_fscore_support,
-    r2_score,
-)
 
 from ia_continu.declared.schema import Declaration
 
 
 def evaluate(declaration: Declaration, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    # Imported here: evaluation is training's, and a serving process has no scikit-learn.
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        mean_absolute_error,
+        mean_squared_error,
+        precision_recall_fscore_support,
+        r2_score,
+    )
+
     if declaration.is_classifier:
         labels = list(declaration.classes)
         if declaration.task == "binary":

@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sklearn.base import is_classifier
-from sklearn.pipeline import Pipeline
+
+if TYPE_CHECKING:  # scikit-learn is imported where a pipeline is converted or run, not to
+    # serve the ONNX bytes (a replica serving a version's served form has none of it)
+    from sklearn.pipeline import Pipeline
 
 INPUT_NAME = "X"
 DEFAULT_TOLERANCE = 1e-4
@@ -65,6 +67,8 @@ class SklearnScorer:
     engine = "sklearn"
 
     def __init__(self, pipeline: Pipeline) -> None:
+        from sklearn.base import is_classifier
+
         self.pipeline = pipeline
         self.classes = np.asarray(pipeline.classes_) if is_classifier(pipeline) else None
         self._has_proba = self.classes is not None and hasattr(pipeline, "predict_proba")
@@ -166,6 +170,7 @@ def _tree_based(pipeline: Pipeline) -> bool:
 
 def _with_cast(pipeline: Pipeline, X: np.ndarray) -> Pipeline:
     from skl2onnx.sklapi import CastTransformer
+    from sklearn.pipeline import Pipeline
 
     head = pipeline.steps[:-1]
     before = Pipeline(head).transform(X) if head else X

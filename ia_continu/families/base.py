@@ -21,6 +21,7 @@ from ia_continu.vocab import Task
 
 if TYPE_CHECKING:
     from ia_continu.config import Settings
+    from ia_continu.serve.forms import ServingForm
 
 # ``accurate`` takes numpy arrays or SQL expressions and answers in kind.
 Values = TypeVar("Values", np.ndarray, ColumnElement[Any])
@@ -45,11 +46,18 @@ class ModelFamily(ABC):
     primary_metric: str
     higher_is_better: bool
     trusted_types: ClassVar[tuple[str, ...]] = ()  # our own callables inside the pipeline
+    # A declared model takes rows of any JSON cells (categories as text, rows by name) and
+    # encodes them itself (``encode_rows``); a built-in family takes numbers only.
+    encodes_cells: ClassVar[bool] = False
 
     @classmethod
     def configured(cls, settings: Settings | None) -> Self:
         """This family as ``settings`` tune it (None: the defaults); most have nothing to tune."""
         return cls()
+
+    def encode_rows(self, rows: Any) -> np.ndarray:
+        """Rows of cells -> a validated float matrix (families with ``encodes_cells``)."""
+        raise NotImplementedError(f"{self.name} takes numbers, not cells")
 
     @property
     def n_features(self) -> int:
@@ -186,9 +194,31 @@ class ModelFamily(ABC):
         """Called when ``pipeline`` becomes the served champion (a declared model takes its
         fitted fallback from it)."""
 
+    def adopt_form(self, form: ServingForm) -> None:  # noqa: B027 (a hook, as adopt)
+        """``adopt`` for a champion served from its form (``ia_continu.serve.forms``)."""
+
     @abstractmethod
     def compile_scorer(self, pipeline: Any, *, explain: bool = True) -> Any:
         """A fast callable ``X -> Scores`` for the hot path (numpy where possible)."""
+
+    def serving_form(self, pipeline: Any) -> ServingForm | None:
+        """``pipeline`` as arrays the API can serve without scikit-learn, or None: then it is
+        served from MLflow (see ``ia_continu.serve.forms``)."""
+        return None
+
+    def scorer_from_form(self, form: ServingForm, *, explain: bool = True) -> Any:
+        """The scorer of a served form this family wrote, or None for a kind it does not
+        know (a newer release's): the version is then loaded from MLflow."""
+        return None
+
+    def onnx_report(self, pipeline: Any) -> dict[str, Any] | None:
+        """How the pipeline's ONNX conversion went (declared models), as ``GET /models``
+        shows it; None where there is none."""
+        return None
+
+    def estimator_name(self, pipeline: Any) -> str:
+        """The class of the pipeline's final step, as ``/health`` shows it."""
+        return type(pipeline.steps[-1][1]).__name__
 
     @abstractmethod
     def fallback(self, X: np.ndarray) -> Scores:

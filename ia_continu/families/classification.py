@@ -4,16 +4,17 @@ a noisy linear combination of them, and a logistic regression to learn it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
-from sklearn.pipeline import Pipeline
 
 from ia_continu.errors import InvalidFeatures, UntrainableDataset
 from ia_continu.families.base import ModelFamily, Scores, Values
+from ia_continu.serve.forms import ServingForm
 from ia_continu.vocab import Task
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 # The true world: target = 1 when W . latent + B + noise > 0.
 TRUE_WEIGHTS = np.array([2.0, -1.5])
@@ -59,6 +60,12 @@ class ClassificationFamily(ModelFamily):
         return None if value in (0.0, 1.0) else "a classification outcome is a label: 0 or 1"
 
     def build_pipeline(self) -> Pipeline:
+        # scikit-learn is imported where a model is trained or judged, not where one is
+        # served: an API process scoring a registered champion never loads it (see
+        # ia_continu.serve.forms).
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+
         return Pipeline(
             [("model", LogisticRegression(C=self.C, solver=self.solver, max_iter=self.max_iter))]
         )
@@ -76,6 +83,8 @@ class ClassificationFamily(ModelFamily):
         return pipeline.predict(X).astype(float)
 
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
         return {
             "accuracy": float(accuracy_score(y_true, y_pred)),
             "precision": float(precision_score(y_true, y_pred, zero_division=0)),
@@ -86,12 +95,30 @@ class ClassificationFamily(ModelFamily):
     def compile_scorer(
         self, pipeline: Any, *, explain: bool = True
     ) -> Callable[[np.ndarray], Scores]:
-        model = pipeline.steps[-1][1]
-        if not (hasattr(model, "coef_") and len(pipeline.steps) == 1):
+        form = self.serving_form(pipeline)
+        scorer = None if form is None else self.scorer_from_form(form, explain=explain)
+        if scorer is None:
             return lambda X: self._scores(pipeline.predict_proba(X)[:, 1])
+        return scorer
+
+    def serving_form(self, pipeline: Any) -> ServingForm | None:
+        model = pipeline.steps[-1][1]
+        if not (hasattr(model, "coef_") and len(pipeline.steps) == 1 and len(model.coef_) == 1):
+            return None
+        return ServingForm(
+            "logistic/1",
+            {"coef": model.coef_[0].astype(float), "intercept": model.intercept_[:1]},
+            {"estimator": type(model).__name__},
+        )
+
+    def scorer_from_form(
+        self, form: ServingForm, *, explain: bool = True
+    ) -> Callable[[np.ndarray], Scores] | None:
+        if form.kind != "logistic/1":
+            return None
         # predict_proba validates its input again on every call (~250 µs a row); the same
         # maths in numpy takes ~6 µs. Inputs are validated once, at the API edge.
-        coef, intercept = model.coef_[0].copy(), float(model.intercept_[0])
+        coef, intercept = form.arrays["coef"].copy(), float(form.arrays["intercept"][0])
         return lambda X: self._scores(_sigmoid(X @ coef + intercept))
 
     @staticmethod

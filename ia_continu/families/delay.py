@@ -8,17 +8,16 @@ from math import erf, floor, sqrt
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 
 from ia_continu.config import DELAY_TOLERANCE_MINUTES
 from ia_continu.errors import InvalidFeatures, UntrainableDataset
 from ia_continu.families.base import ModelFamily, Scores, Values
+from ia_continu.serve.forms import ServingForm
 from ia_continu.vocab import Task
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
     from ia_continu.config import Settings
 
 # weather: 0 clear, 1 rain, 2 snow; weekday: 0 Monday .. 6 Sunday; traffic: congestion, 0..1
@@ -172,6 +171,11 @@ class DelayFamily(ModelFamily):
         return f"a delay must be within ±{MAX_DELAY_MINUTES:g} minutes"
 
     def build_pipeline(self) -> Pipeline:
+        # Imported here, not at the top: serving never trains (see ClassificationFamily).
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
         return Pipeline(
             [
                 ("features", FunctionTransformer(featurize)),
@@ -190,6 +194,8 @@ class DelayFamily(ModelFamily):
         return pipeline.predict(X)
 
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
         return {
             "mae": float(mean_absolute_error(y_true, y_pred)),
             "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
@@ -211,20 +217,75 @@ class DelayFamily(ModelFamily):
     def compile_scorer(
         self, pipeline: Any, *, explain: bool = True
     ) -> Callable[[np.ndarray], Scores]:
-        model = pipeline.steps[-1][1]
-        residual_std = float(getattr(pipeline, "residual_std_", 2.0))
-        # Confidence = P(|error| < tolerance) under the residuals seen on the holdout.
-        confidence = erf(self.tolerance_minutes / (sqrt(2.0) * max(residual_std, 1e-6)))
-        if not hasattr(model, "coef_"):
+        form = self.serving_form(pipeline)
+        scorer = None if form is None else self.scorer_from_form(form, explain=explain)
+        if scorer is None:
+            confidence = self._confidence(float(getattr(pipeline, "residual_std_", 2.0)))
             return lambda X: self._scores(pipeline.predict(X), None, confidence)
-        coef, intercept = model.coef_.copy(), float(model.intercept_)
+        return scorer
+
+    def _confidence(self, residual_std: float) -> float:
+        # Confidence = P(|error| < tolerance) under the residuals seen on the holdout.
+        return erf(self.tolerance_minutes / (sqrt(2.0) * max(residual_std, 1e-6)))
+
+    def serving_form(self, pipeline: Any) -> ServingForm | None:
+        # The family's own pipeline: featurize, then a linear model on the design matrix.
+        steps = [step for _, step in pipeline.steps]
+        if not (len(steps) == 2 and getattr(steps[0], "func", None) is featurize):
+            return None
+        model = steps[1]
+        if not hasattr(model, "coef_") or np.ndim(model.coef_) != 1:
+            return None
+        return ServingForm(
+            "linear-design/1",
+            {"coef": model.coef_.astype(float), "intercept": np.atleast_1d(model.intercept_)},
+            {
+                "estimator": type(model).__name__,
+                "residual_std": float(getattr(pipeline, "residual_std_", 2.0)),
+                "design": list(DESIGN),
+            },
+        )
+
+    def scorer_from_form(
+        self, form: ServingForm, *, explain: bool = True
+    ) -> Callable[[np.ndarray], Scores] | None:
+        if form.kind != "linear-design/1" or list(form.meta.get("design", ())) != list(DESIGN):
+            return None  # another release's features: the pipeline from MLflow knows them
+        confidence = self._confidence(float(form.meta["residual_std"]))
+        coef, intercept = form.arrays["coef"].copy(), float(form.arrays["intercept"][0])
 
         def score(X: np.ndarray) -> Scores:
+            if len(X) == 1:
+                return self._score_one(X, coef, intercept, confidence, explain)
             D = featurize(X)
             pred = D @ coef + intercept
             return self._scores(pred, D * coef if explain else None, confidence)
 
         return score
+
+    @staticmethod
+    def _score_one(
+        X: np.ndarray, coef: np.ndarray, intercept: float, confidence: float, explain: bool
+    ) -> Scores:
+        """``score`` of one row (every ``/predict``): the prediction and contributions by the
+        same numpy arithmetic, the risk band and the factors picked in Python (``_scores``'
+        dozen numpy calls on arrays of one row: 18 us a row against 8.5, in-process)."""
+        D = featurize(X)
+        pred = D @ coef + intercept
+        value = float(pred[0])
+        risk = "high" if value >= RISK_HIGH else "medium" if value >= RISK_MEDIUM else "low"
+        factors = None
+        if explain:
+            contributions = D[0] * coef
+            top = np.argsort(-np.abs(contributions))[:3].tolist()
+            rounded = contributions.round(3).tolist()
+            factors = [{DESIGN[i]: rounded[i] for i in top if rounded[i] != 0.0}]
+        return Scores(
+            prediction=pred,
+            confidence=np.array([confidence]),
+            risk_level=[risk],
+            contributing_factors=factors,
+        )
 
     @staticmethod
     def _scores(pred: np.ndarray, contributions: np.ndarray | None, confidence: float) -> Scores:

@@ -28,16 +28,14 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ia_continu.declared.features import FeatureEncoder
 from ia_continu.declared.schema import Declaration
 from ia_continu.errors import (
     DuplicateDataset,
@@ -49,6 +47,9 @@ from ia_continu.errors import (
 from ia_continu.families import ModelFamily
 from ia_continu.store.schemas import schema_id
 from ia_continu.store.tables import Dataset, DatasetSample, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Format = Literal["csv", "parquet", "json"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet", "json")
@@ -110,6 +111,8 @@ def _import(
     target = declaration.target.name
     # The Python families check whole matrices ("hour must be an integer in 0..23"): their
     # declaration's encoder, which holds the same rules, checks first and names the cells.
+    from ia_continu.declared.features import FeatureEncoder  # pandas: with an import only
+
     checker = None if _own_declaration(family) else FeatureEncoder(declaration)
     reader = HashingReader(handle)
     chunks = _CHUNKERS[fmt](reader, declaration, max(1, chunk_rows))
@@ -320,6 +323,8 @@ def _csv_dtypes(declaration: Declaration) -> dict[str, Any]:
 def _numbers(frame: pd.DataFrame, declaration: Declaration) -> pd.DataFrame:
     """One text cell makes pandas read a whole CSV column as text: turn back into numbers
     every cell that is one, so the encoder names only the cell that is not."""
+    import pandas as pd  # with a file import, not with every process that serves the API
+
     numeric = {f.name for f in declaration.features if f.type in ("number", "integer")}
     if not declaration.target.classes:
         numeric.add(declaration.target.name)
@@ -335,6 +340,8 @@ def _numbers(frame: pd.DataFrame, declaration: Declaration) -> pd.DataFrame:
 def _csv_chunks(
     reader: HashingReader, declaration: Declaration, rows: int
 ) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
     stream = io.BufferedReader(reader, _READ_BLOCK)
     try:
         chunks = pd.read_csv(
@@ -390,6 +397,8 @@ def _seekable(reader: HashingReader) -> IO[bytes]:
 def _json_chunks(
     reader: HashingReader, declaration: Declaration, rows: int
 ) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
     stream = io.BufferedReader(reader, _READ_BLOCK)
     head = stream.peek(64).lstrip()
     if head.startswith(b"["):
@@ -416,6 +425,8 @@ def _json_chunks(
 
 
 def _json_array(stream: IO[bytes], rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
     data = stream.read(MAX_JSON_ARRAY_BYTES + 1)
     if len(data) > MAX_JSON_ARRAY_BYTES:
         raise UnreadableDataset(

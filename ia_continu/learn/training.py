@@ -24,6 +24,7 @@ from ia_continu.learn import estimators, registry
 from ia_continu.learn.datasets import load_dataset
 from ia_continu.learn.registry import DECLARATION_TAG
 from ia_continu.learn.tracking import tracked_run
+from ia_continu.serve import forms
 from ia_continu.store.engine import session_scope
 from ia_continu.store.locks import exclusive
 from ia_continu.vocab import ModelEventKind
@@ -275,6 +276,8 @@ def _retrain_locked(
         )
         # Stored before the gate: a version judged live has its estimator from its first row.
         estimators.keep(engine, run, family.name, version, estimator)
+        # And its served form: every API process then loads it without MLflow or sklearn.
+        forms.keep(engine, family, version, pipeline, registering=True)
         gate = _gate(
             settings,
             engine,

@@ -12,6 +12,8 @@ stored text is the same, byte for byte.
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import msgspec
 import numpy as np
@@ -36,3 +38,56 @@ def rows_as_json(X: np.ndarray) -> list[str]:
         f"[{row.replace(',', ', ')}]" if ok else json.dumps(values)
         for row, ok, values in zip(inner, plain.tolist(), rows, strict=True)
     ]
+
+
+# A key msgspec and json.dumps write alike, and that cannot be mistaken for the structure
+# around it: printable ASCII (json.dumps escapes the rest) without quote, backslash or brace.
+_PLAIN_KEY = re.compile(r"^[ !#-\[\]-z|~]*$")
+
+
+def factors_as_json(factors: list[dict[str, float] | None]) -> list[str | None]:
+    """``[None if f is None else json.dumps(f) for f in factors]``, in bulk where the text is
+    the same byte for byte: contributing factors (a few names -> rounded contributions) are
+    the delay model's log cost a row, ~2.5 us each through ``json.dumps`` against ~0.3 us
+    here. Keys must be plain (``_PLAIN_KEY``) and values floats in the range where msgspec
+    and ``repr`` agree (see the module docstring); otherwise ``json.dumps`` writes the lot."""
+    present = [f for f in factors if f is not None]
+    if len(present) < _BULK_FROM:
+        return [None if f is None else json.dumps(f) for f in factors]
+    keys = {k for f in present for k in f}
+    values = [v for f in present for v in f.values()]
+    plain = all(type(k) is str and _PLAIN_KEY.match(k) for k in keys) and all(
+        type(v) is float for v in values
+    )
+    if plain and values:
+        numbers = np.array(values, dtype=np.float64)
+        size = np.abs(numbers)
+        plain = bool((((size >= 1e-4) & (size < 1e16)) | (numbers == 0)).all())
+    if not plain:
+        return [None if f is None else json.dumps(f) for f in factors]
+    # '[{"a":1.5,"b":-2.0},{}]' -> '{"a": 1.5, "b": -2.0}', '{}': no key or number holds a
+    # brace, a quote or a backslash, so '},{', '":' and ',"' occur only as structure.
+    inner = _ENCODER.encode(present).decode()[2:-2].split("},{")
+    texts = iter(["{" + t.replace('":', '": ').replace(',"', ', "') + "}" for t in inner])
+    return [None if f is None else next(texts) for f in factors]
+
+
+_KNOWN_PLAIN: set[str] = set()  # factor names seen to pass _PLAIN_KEY (a model's features)
+
+
+def factor_json(factors: dict[str, float]) -> str:
+    """``json.dumps(factors)`` of one row's contributing factors (a one-row call), the same
+    text: json.dumps writes a finite float as its ``repr`` and a plain key as it is, so for
+    those an f-string a pair is all it does, at ~2.5x less than the encoder's generic path.
+    Anything else (another type, NaN, a key to escape) goes to ``json.dumps`` itself."""
+    parts = []
+    for key, value in factors.items():
+        if type(value) is not float or not math.isfinite(value):
+            return json.dumps(factors)
+        if key not in _KNOWN_PLAIN:
+            if type(key) is not str or not _PLAIN_KEY.match(key):
+                return json.dumps(factors)
+            if len(_KNOWN_PLAIN) < 10_000:
+                _KNOWN_PLAIN.add(key)
+        parts.append(f'"{key}": {value!r}')
+    return "{" + ", ".join(parts) + "}"

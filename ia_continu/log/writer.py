@@ -63,6 +63,27 @@ log = logging.getLogger(__name__)
 # 32,766 bound parameters a statement.
 _SQLITE_ROWS = 500
 
+
+def sqlite_parts(n: int, full: int = _SQLITE_ROWS) -> list[int]:
+    """The statement sizes ``n`` rows are written in: parts of ``full`` rows, then the rest
+    in powers of two, largest first (``full`` 500: 1,234 rows -> 500, 500, 128, 64, 32, 8, 2).
+
+    Every distinct size is a statement SQLite compiles and sqlite3 keeps in its per-connection
+    cache (up to 128 statements; a 500-row one holds ~1.5 MB). With one statement of exactly
+    ``n`` rows, the batch sizes a server's load happens to produce filled that cache: 140-220
+    MB of heap a serving process kept after 30 s of one-row load, in three runs of
+    bench/memory_growth.py. Here a connection holds at most ``full`` and the 9 powers of two
+    below 512 (~3 MB), and what is left of a batch after its full parts takes at most 8
+    statements instead of 1."""
+    parts = [full] * (n // full)
+    rest = n % full
+    while rest:
+        part = 1 << (rest.bit_length() - 1)
+        parts.append(part)
+        rest -= part
+    return parts
+
+
 # How long an idle writer waits before trying a spool whose replay failed again.
 _REPLAY_RETRY_SECONDS = 5.0
 
@@ -200,10 +221,24 @@ class PredictionLogWriter:
     def pending(self) -> int:
         return len(self._queue) + self._chunk_rows + self._inflight
 
-    def _expand_chunks(self) -> None:
+    def _expand_chunks(self, until: int | None = None) -> None:
+        """Build the rows of the queued chunks, oldest first: all of them, or only until the
+        queue holds ``until`` rows (the next batch).
+
+        A chunk keeps a call's answers as columns (numpy arrays, the ids' list): ~200 bytes a
+        row of a classification batch, whose built rows (tuples, texts, floats) take ~370
+        more. While a burst of batch calls outruns the writer (40,000 rows behind after six
+        10,000-row calls in a row), building only the next batch's rows keeps the backlog in
+        its compact form: the rows built at any time are at most a batch and one call's,
+        whatever the backlog. bench/memory_growth.py: less resident after the burst than
+        building the whole backlog at once, 4-5 MB (classification, two runs) and 7.5 MB
+        (delay, whose rows carry contributing factors; peak 142 MB against 155)."""
+        chunks: list[RowSource] = []
         with self._cond:
-            chunks = list(self._chunks)
-            self._chunks.clear()
+            queued = len(self._queue)
+            while self._chunks and (until is None or queued < until):
+                chunks.append(self._chunks.popleft())
+                queued += len(chunks[-1])
         rows: list[LogRow] = []
         taken = 0
         for chunk in chunks:
@@ -281,8 +316,8 @@ class PredictionLogWriter:
                 elif waiting < self.batch_size and not self._stopping and self._backoff == 0:
                     # Let a batch build up for at most one interval.
                     self._cond.wait(self.flush_interval)
-            if self._chunks:
-                self._expand_chunks()
+            if self._chunks and len(self._queue) < self.batch_size:
+                self._expand_chunks(until=self.batch_size)
             if self._replay_at is not None and time.monotonic() >= self._replay_at:
                 self._replay_spools()  # a spool put back after a failed replay
             with self._cond:
@@ -301,6 +336,9 @@ class PredictionLogWriter:
                 with self._cond:
                     self._queue.extendleft(reversed(left))
                     self._inflight = 0
+                if self.pending > self.max_pending:
+                    self._expand_chunks()  # the bound counts every row waiting, built or not
+                with self._cond:
                     overflow = self._take_overflow()
                 self.failed_flushes += 1
                 self.last_error = describe(exc) if exc is not None else "write failed"
@@ -376,7 +414,7 @@ class PredictionLogWriter:
             conn.exec_driver_sql(self._statement(), rows)
 
     def _write_sqlite(self, rows: list[LogRow]) -> None:
-        """SQLite: one INSERT of many VALUES rows per ``_SQLITE_ROWS`` rows, not executemany.
+        """SQLite: one INSERT of many VALUES rows per part (``sqlite_parts``), not executemany.
 
         sqlite3's executemany releases the GIL around every row's step and takes it back
         after: under load, each time behind the request path's thread, which gives it up
@@ -386,14 +424,16 @@ class PredictionLogWriter:
         cache: dict[datetime, str] = {}
         t = FIRST_TIMESTAMP
         with self.engine.begin() as conn:
-            for start in range(0, len(rows), _SQLITE_ROWS):
-                part = rows[start : start + _SQLITE_ROWS]
+            start = 0
+            for size in sqlite_parts(len(rows)):
+                part = rows[start : start + size]
+                start += size
                 values: list[Any] = []
                 for r in part:
                     values.extend(r[:t])
                     values.append(_sqlite_timestamp(r[t], cache))
                     values.append(_sqlite_timestamp(r[t + 1], cache))
-                conn.exec_driver_sql(self._sqlite_statement(len(part)), tuple(values))
+                conn.exec_driver_sql(self._sqlite_statement(size), tuple(values))
 
     def _sqlite_statement(self, n: int) -> str:
         statement = self._sqlite_statements.get(n)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ia_continu.families.base import Scores
-from ia_continu.log.jsontext import rows_as_json
+from ia_continu.log.jsontext import factor_json, factors_as_json, rows_as_json
 from ia_continu.log.rows import LogRow, rows_from_columns
 from ia_continu.vocab import ServedBy
 
@@ -246,29 +246,35 @@ class LogChunk:
         columns can differ in the last digit kept, and costs ~5 us on one value)."""
         a, c = self.answers, self.context
         factors = a.contributing_factors[0] if a.contributing_factors else None
-        return LogRow(
-            request_id=a.request_ids[0],
-            booking_id=c.booking_ids[0] if c.booking_ids else None,
-            driver_id=c.driver_ids[0] if c.driver_ids else None,
-            family=self.family,
-            features=_row_json(self.features),
-            prediction=a.prediction.tolist()[0],
-            confidence=round(a.confidence.tolist()[0], 6),
-            risk_level=a.risk_level[0] if a.risk_level else None,
-            contributing_factors=None if factors is None else json.dumps(factors),
-            model_version=a.version(0),
-            latency_ms=a.latency_ms,
-            decision=a.decision[0],
-            served_by=_ML if a.by_ml.tolist()[0] else _FALLBACK,
-            rollout_percentage=self.rollout_percentage,
-            ml_prediction=_first(a.ml_prediction),
-            fallback_prediction=_first(a.fallback_prediction),
-            schema_id=self.schema_id,
-            arm=a.arm[0] if a.arm else None,
-            challenger_version=a.challenger_version if a.arm else None,
-            challenger_prediction=_first(a.challenger_prediction),
-            created_at=a.created_at,
-            updated_at=a.created_at,
+        # By position, in LogRow's order (its keyword form costs 0.75 us a row more, in the
+        # thread that shares the serving core): test_a_one_row_log_row_is_the_columnar_row
+        # holds it to the columnar row, field by field.
+        return _new_row(
+            LogRow,
+            (
+                a.request_ids[0],  # request_id
+                c.booking_ids[0] if c.booking_ids else None,  # booking_id
+                c.driver_ids[0] if c.driver_ids else None,  # driver_id
+                self.family,  # family
+                _row_json(self.features),  # features
+                a.prediction.tolist()[0],  # prediction
+                round(a.confidence.tolist()[0], 6),  # confidence
+                a.risk_level[0] if a.risk_level else None,  # risk_level
+                None if factors is None else factor_json(factors),  # contributing_factors
+                a.version(0),  # model_version
+                a.latency_ms,  # latency_ms
+                a.decision[0],  # decision
+                _ML if a.by_ml.tolist()[0] else _FALLBACK,  # served_by
+                self.rollout_percentage,  # rollout_percentage
+                _first(a.ml_prediction),  # ml_prediction
+                _first(a.fallback_prediction),  # fallback_prediction
+                self.schema_id,  # schema_id
+                a.arm[0] if a.arm else None,  # arm
+                a.challenger_version if a.arm else None,  # challenger_version
+                _first(a.challenger_prediction),  # challenger_prediction
+                a.created_at,  # created_at
+                a.created_at,  # updated_at
+            ),
         )
 
     def _rows_from_columns(self) -> list[LogRow]:
@@ -286,7 +292,7 @@ class LogChunk:
                 "prediction": a.prediction.tolist(),
                 "confidence": np.round(a.confidence, 6).tolist(),
                 "risk_level": a.risk_level or none,
-                "contributing_factors": [None if f is None else json.dumps(f) for f in factors],
+                "contributing_factors": factors_as_json(factors),
                 # Fallback rows carry "fallback" as their model version.
                 "model_version": a.versions(),
                 "latency_ms": repeat(a.latency_ms, n),
@@ -303,6 +309,9 @@ class LogChunk:
                 "updated_at": repeat(a.created_at, n),
             }
         )
+
+
+_new_row = tuple.__new__  # LogRow from a tuple in field order, without NamedTuple's keywords
 
 
 def _row_json(X: np.ndarray) -> str:

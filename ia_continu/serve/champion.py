@@ -1,9 +1,12 @@
 """The served model: load the champion once, swap it atomically when the champion changes.
 
-Every API process polls a cheap marker (the last champion_history id) and reloads from MLflow
-only when it moves, so a promotion or rollback reaches all replicas within
-``champion_poll_seconds``, with no restart and no per-request I/O. When it moves, the MLflow
-``champion`` alias is also checked against the DB (the source of truth).
+Every API process polls a cheap marker (the last champion_history id) and reloads only when
+it moves, so a promotion or rollback reaches all replicas within ``champion_poll_seconds``,
+with no restart and no per-request I/O. A version is loaded from its served form in the
+database when it has one (``ia_continu.serve.forms``: no MLflow, no scikit-learn in the
+process), else from MLflow. The MLflow ``champion`` alias is kept in step with the DB (the
+source of truth) by every registry change and by the performance monitor's runs
+(``registry.reconcile_alias``), not by every API process.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from sqlalchemy import Engine
 from ia_continu.challenge import arms
 from ia_continu.challenge.arms import LiveArm
 from ia_continu.config import Settings
+from ia_continu.errors import VersionNeedsFeature
 from ia_continu.families import ModelFamily, get_family
 from ia_continu.families.base import Scores
 from ia_continu.learn import registry
+from ia_continu.serve import forms
+from ia_continu.serve.forms import ServingForm
 from ia_continu.store.engine import session_scope
 
 log = logging.getLogger(__name__)
@@ -34,9 +40,12 @@ RETRY_SECONDS = 30.0
 @dataclass(frozen=True, slots=True)
 class ServedModel:
     version: str
-    pipeline: Any
+    pipeline: Any  # the scikit-learn pipeline; None when served from its form (no sklearn)
     score: Callable[[np.ndarray], Scores]
     engine: str = "numpy"  # what computes the answers: numpy, onnxruntime or sklearn
+    estimator: str = ""  # the class of the final step, as /health shows it
+    onnx: dict[str, Any] | None = None  # a declared model's ONNX check, as GET /models shows it
+    form: ServingForm | None = None  # what it was served from, when not from MLflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +96,47 @@ class ModelHolder:
             self._refresh_challenger(arm)
             return changed
 
-    def _load(self, version: str) -> tuple[Any, Callable[[np.ndarray], Scores]]:
-        pipeline = registry.load_pipeline(self.settings, version)
-        scorer = self.family.compile_scorer(pipeline)
+    def _load(self, version: str) -> ServedModel:
+        """``version`` as this process serves it: from its served form in the database when
+        it has one (then neither MLflow nor scikit-learn is loaded here), else from MLflow,
+        writing its form on the way for the next start (``ia_continu.serve.forms``)."""
+        family = self.family
+        with session_scope(self.engine) as session:
+            record = forms.record(session, family.name, version)
+        form, scorer = None, None
+        try:
+            form = None if record is None else ServingForm.from_record(record)
+            scorer = None if form is None else family.scorer_from_form(form)
+        except VersionNeedsFeature:
+            raise  # the version no longer fits the declaration: MLflow's copy would not either
+        except Exception as exc:  # bad bytes, a missing array: MLflow still has the version
+            log.warning("served form of version %s unreadable (%s): from MLflow", version, exc)
+        if form is not None and scorer is not None:
+            meta = form.meta
+            model = ServedModel(
+                version,
+                None,
+                scorer,
+                str(meta.get("engine", "numpy")),
+                str(meta.get("estimator")),
+                meta.get("onnx"),
+                ServingForm(form.kind, {}, meta),  # its arrays live on in the scorer only
+            )
+        else:
+            pipeline = registry.load_pipeline(self.settings, version)
+            model = ServedModel(
+                version,
+                pipeline,
+                family.compile_scorer(pipeline),
+                family.serving_engine(pipeline),
+                family.estimator_name(pipeline),
+                family.onnx_report(pipeline),
+            )
+            if record is None:
+                forms.keep(self.engine, family, version, pipeline, registering=False)
         # Score one synthetic row now: a corrupt artifact fails here, not on traffic.
-        scorer(np.zeros((1, self.family.n_features)))
-        return pipeline, scorer
+        model.score(np.zeros((1, family.n_features)))
+        return model
 
     def _refresh_challenger(self, arm: LiveArm | None) -> None:
         current = self.challenger
@@ -108,7 +152,7 @@ class ModelHolder:
         ):
             return  # failed before: the analysis' guardrails see no challenger answers
         try:
-            pipeline, scorer = self._load(arm.version)
+            model = self._load(arm.version)
         except Exception as exc:
             self.challenger = None
             self.challenger_error = (
@@ -116,16 +160,12 @@ class ModelHolder:
             )
             log.error(self.challenger_error)
             return
-        model = ServedModel(arm.version, pipeline, scorer, self.family.serving_engine(pipeline))
         self.challenger, self.challenger_error = Challenger(arm, model), None
         log.info("challenger %s live (%s, %s%%)", arm.version, arm.mode, arm.percentage)
 
     def _refresh_champion(self, marker: int, version: str | None) -> bool:
         self._marker = marker
         self.champion_version = version
-        # The champion moved (or first load): a cheap moment to make sure the MLflow
-        # alias says the same as the DB, in case a crash left them apart.
-        registry.reconcile_alias(self.engine, self.settings)
         if version is None:
             self.current, self.load_error = None, None
             return False
@@ -134,9 +174,9 @@ class ModelHolder:
         challenger = self.challenger
         try:
             if challenger is not None and challenger.model.version == version:
-                pipeline, scorer = challenger.model.pipeline, challenger.model.score
+                model = challenger.model
             else:
-                pipeline, scorer = self._load(version)
+                model = self._load(version)
         except Exception as exc:
             self.load_error = f"champion {version} failed to load: {type(exc).__name__}: {exc}"
             log.error(self.load_error)
@@ -144,8 +184,11 @@ class ModelHolder:
                 self.on_load_failure(version, self.load_error)
             # Keep serving the previous model if there was one, else the fallback.
             return False
-        self.family.adopt(pipeline)
-        self.current = ServedModel(version, pipeline, scorer, self.family.serving_engine(pipeline))
+        if model.pipeline is not None:
+            self.family.adopt(model.pipeline)
+        elif model.form is not None:
+            self.family.adopt_form(model.form)
+        self.current = model
         self.load_error = None
         log.info("serving %s version %s", self.settings.registered_model_name, version)
         return True

@@ -7,13 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ia_continu.declared.family import DeclaredFamily
 from ia_continu.families.base import InvalidFeatures, ModelFamily
 
 
 def row_matrix(features: Sequence[Any] | Mapping[str, Any], family: ModelFamily) -> np.ndarray:
     """One request row (by name, or in the declared order) as a validated (1, n) matrix."""
-    if isinstance(family, DeclaredFamily):
+    if family.encodes_cells:
         return family.encode_rows([features])
     X = np.array([row_from(features, family)], dtype=float)
     family.validate(X)
@@ -47,7 +46,7 @@ def row_from(features: Sequence[Any] | Mapping[str, Any], family: ModelFamily) -
 def matrix_from(rows: object, family: ModelFamily) -> np.ndarray:
     """A list of rows -> a float matrix, strictly: numbers only, all rows the same length.
     A declared model's rows may also be objects by feature name, with categories as text."""
-    if isinstance(family, DeclaredFamily):
+    if family.encodes_cells:
         if not isinstance(rows, list) or not rows:
             raise InvalidFeatures("'features' must be a non-empty list of rows")
         return family.encode_rows(rows)

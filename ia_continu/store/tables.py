@@ -297,6 +297,25 @@ class EstimatorRecord(Base):
     )
 
 
+class ServingFormRecord(Base):
+    """A version as an API process serves it: its scorer's arrays (``.npz`` bytes, read
+    without pickle) and a little JSON (migration 0008). See ``ia_continu.serve.forms``."""
+
+    __tablename__ = "serving_forms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(50))
+    kind: Mapped[str] = mapped_column(String(40))  # what the arrays mean, e.g. "logistic/1"
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    arrays: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("family", "version", name="uq_serving_forms_family_version"),
+    )
+
+
 class EstimateRecord(Base):
     """One window's estimated and realised metric for one version, as the performance
     monitor computed it (migration 0005): the history of estimates and of their errors."""

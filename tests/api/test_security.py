@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from api.main import create_app
+from ia_continu.store.engine import session_scope
+from ia_continu.store.tables import ServingFormRecord
 from tests.conftest import ADMIN
 
 # Read-only POST routes: scoring is public by design (keys guard state changes).
@@ -158,6 +160,8 @@ def test_failed_discord_alert_leaves_no_token_in_the_live_api_log(make_client, t
     root = Path(location.removeprefix("file://"))
     for model_file in (p for p in root.rglob("model.*") if p.is_file()):
         model_file.write_bytes(b"\x00not a model\x00")
+    with session_scope(first.app.state.runtime.engine) as session:  # and its served form
+        session.query(ServingFormRecord).update({ServingFormRecord.arrays: b"\x00bad\x00"})
     with socket.socket() as s:  # bound, never listening: the connection is refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

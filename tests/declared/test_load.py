@@ -40,6 +40,20 @@ def test_every_builtin_loads_with_the_families_features() -> None:
     assert delay.source == "ia_continu/declared/builtin/delay.toml"
 
 
+def test_builtins_pass_the_estimator_checks_a_start_skips_for_them() -> None:
+    """A start checks the built-ins without importing their classes (so that serving them
+    needs no scikit-learn); this is where their classes and parameters are checked."""
+    import tomllib
+
+    from ia_continu.declared.imports import normalise_prefixes
+    from ia_continu.declared.schema import parse_declaration, semantic_problems
+
+    for path in sorted(BUILTIN_DIR.glob("*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        declaration = parse_declaration(data, source=path.name, prefixes=normalise_prefixes())
+        assert semantic_problems(declaration, normalise_prefixes()) == [], path.name
+
+
 def test_user_folder_adds_declarations(write: Write) -> None:
     path = write("houses.toml", mixed())
     found = load_declarations(path.parent)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from flows.monitor_performance import monitor_performance
 from ia_continu.families import get_family
+from ia_continu.learn import registry
 from ia_continu.store.engine import session_scope
 from ia_continu.store.tables import EstimateRecord
 from tests.conftest import ADMIN
@@ -33,7 +34,15 @@ def test_monitor_reports_and_keeps_the_estimates(flow_settings, client, engine, 
     items = [{"request_id": i, "actual": float(a)} for i, a in zip(ids[:600], y[:600], strict=True)]
     assert client.post("/api/actuals", json={"actuals": items}, headers=ADMIN).status_code == 200
 
+    # A crash between a champion change and its alias left MLflow behind: the monitor's run
+    # sets the alias from the DB (API replicas, which serve without MLflow, do not).
+    settings = client.app.state.runtime.settings
+    mc = registry.mlflow_client(settings)
+    mc.delete_registered_model_alias(settings.registered_model_name, registry.CHAMPION_ALIAS)
+
     out = monitor_performance()
+    aliases = mc.get_registered_model(settings.registered_model_name).aliases
+    assert str(aliases[registry.CHAMPION_ALIAS]) == "1"
     est = out["estimates"]
     assert est["method"] == "cbpe" and est["metric"] == "accuracy"
     assert est["rows"] == 1200 and est["labelled_rows"] == 600 and est["pending_rows"] == 600

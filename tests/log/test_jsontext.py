@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ia_continu.log.jsontext import rows_as_json
+from ia_continu.log.jsontext import factor_json, factors_as_json, rows_as_json
 
 
 @pytest.mark.parametrize("width", [1, 2, 5, 12])
@@ -33,3 +33,35 @@ def test_small_and_empty_matrices(shape):
 def test_other_dtypes_are_written_one_row_at_a_time():
     for X in (np.arange(12).reshape(4, 3), np.array([[1.5, 2.0]] * 4, dtype=np.float32)):
         assert rows_as_json(X) == [json.dumps(row) for row in X.tolist()]
+
+
+def test_contributing_factors_read_as_json_dumps_writes_them():
+    """The delay model's factors for a batch, as its scorer makes them, and every case the
+    bulk path must hand back to json.dumps: other keys, other numbers, empty and missing."""
+    from ia_continu.families.delay import DelayFamily
+
+    family = DelayFamily()
+    X, y = family.sample(5000, rng=np.random.default_rng(3))
+    pipeline = family.build_pipeline().fit(X, y)
+    family.after_fit(pipeline, y, pipeline.predict(X))
+    form = family.serving_form(pipeline)
+    assert form is not None
+    factors = list(family.scorer_from_form(form)(X).contributing_factors)
+    factors[3], factors[7] = None, {}
+    cases = [
+        factors,
+        [{"a": -0.0}, {"b": 1e-5}, {"c": 2.0}],  # 1e-05: where repr writes an exponent
+        [{"é": 1.0}] * 4,  # json.dumps escapes non-ASCII
+        [{'q"': 1.0}, {"back\\slash": 2.0}, {"{brace}": 3.0}, {"a": 1.0}],
+        [{"a": 1}] * 4,  # an int
+        [{"a": float("nan")}] * 4,
+        [{"a": 1e17}] * 4,
+        [{"a,b": 1.5, "c:d": -2.25, "e f": 0.001}] * 4,
+        [None, None, {"a": 1.5}, None],
+        [],
+    ]
+    for case in cases:
+        assert factors_as_json(case) == [None if f is None else json.dumps(f) for f in case]
+        for one in case:  # a one-row call's factors
+            if one is not None:
+                assert factor_json(one) == json.dumps(one)

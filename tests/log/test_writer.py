@@ -9,7 +9,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from ia_continu.log.writer import PredictionLogWriter, is_transient
+from ia_continu.log.rows import LogRow
+from ia_continu.log.writer import PredictionLogWriter, is_transient, sqlite_parts
 from ia_continu.store.tables import PredictionLog
 
 
@@ -305,3 +306,91 @@ def test_a_batch_larger_than_one_sqlite_statement_is_written_whole_and_in_order(
     with engine.connect() as conn:
         ids = conn.execute(select(PredictionLog.request_id).order_by(PredictionLog.id)).scalars()
         assert list(ids) == [f"r{i}" for i in range(1300)]
+
+
+# --- memory: what the writer holds stays bounded -----------------------------------------------
+
+
+def test_sqlite_parts_cover_every_row_in_few_statement_sizes():
+    seen: set[int] = set()
+    for n in range(0, 2001):
+        parts = sqlite_parts(n)
+        assert sum(parts) == n and all(0 < p <= 500 for p in parts)
+        assert parts == sorted(parts, reverse=True)  # rows keep their order: sizes only
+        seen.update(parts)
+    assert seen == {500} | {1 << k for k in range(9)}  # 10 statements, whatever the batches
+
+
+def test_batches_of_every_size_are_written_whole_with_a_bounded_set_of_statements(engine):
+    # Under load the writer's batches take any size up to batch_size: each distinct size was
+    # a statement SQLite compiled and kept (~1.5 MB for 500 rows). Every row is written, in
+    # order, and the statements stay the 10 sizes of sqlite_parts.
+    writer = PredictionLogWriter(engine)
+    start = 0
+    for n in range(1, 531, 7):  # 76 sizes from 1 to 526
+        batch = [LogRow.from_mapping(_row(i)) for i in range(start, start + n)]
+        writer._write(batch)
+        start += n
+    assert len(writer._sqlite_statements) <= 10
+    with engine.connect() as conn:
+        ids = conn.execute(select(PredictionLog.request_id).order_by(PredictionLog.id)).scalars()
+        assert list(ids) == [f"r{i}" for i in range(start)]
+
+
+class _Chunk:
+    """A call's answers as the writer gets them: rows built on demand, in its thread."""
+
+    def __init__(self, first: int, n: int, built: list[int], writer: PredictionLogWriter) -> None:
+        self.first, self.n, self.built, self.writer = first, n, built, writer
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows(self) -> list[LogRow]:
+        # Rows built so far and not yet written, this chunk's included.
+        self.built.append(self.first + self.n - self.writer.written)
+        return [LogRow.from_mapping(_row(i)) for i in range(self.first, self.first + self.n)]
+
+
+def test_a_backlog_of_calls_is_built_into_rows_a_batch_at_a_time(engine):
+    # 40 calls of 250 rows wait when the writer starts: it builds the rows of the next batch
+    # only (the rest stay as the calls' compact answers), and still writes every row in order.
+    writer = PredictionLogWriter(engine, batch_size=500, flush_interval=0.01)
+    built: list[int] = []
+    for k in range(40):
+        writer.submit_chunk(_Chunk(250 * k, 250, built, writer))
+    writer.start()
+    assert writer.flush(30)
+    writer.stop()
+    assert writer.written == 10_000 and len(built) == 40
+    assert max(built) <= 500 + 250  # one batch, and the call that completes it
+    with engine.connect() as conn:
+        ids = conn.execute(select(PredictionLog.request_id).order_by(PredictionLog.id)).scalars()
+        assert list(ids) == [f"r{i}" for i in range(10_000)]
+
+
+def test_db_down_spools_answers_not_yet_built_past_max_pending(engine, tmp_path):
+    # The bound counts every row waiting, built or still a call's answers: with the database
+    # down, the rows past max_pending go to the spool while the writer runs; none is lost.
+    dead = create_engine(
+        "postgresql+psycopg://x@127.0.0.1:9/none", connect_args={"connect_timeout": 1}
+    )
+    spool = tmp_path / "spool"
+    writer = PredictionLogWriter(
+        dead, batch_size=50, flush_interval=0.01, max_pending=1000, spool_dir=spool
+    )
+    built: list[int] = []
+    for k in range(30):
+        writer.submit_chunk(_Chunk(100 * k, 100, built, writer))
+    writer.start()
+    for _ in range(1000):
+        if writer.spooled:
+            break
+        time.sleep(0.01)
+    assert writer.spooled == 2000  # spooled while running: 3,000 waiting, 1,000 kept
+    writer.stop()
+    assert writer.spooled == 3000 and writer.lost == 0
+    replay = PredictionLogWriter(engine, spool_dir=spool)
+    replay.start()
+    replay.stop()
+    assert _request_ids(engine) == {f"r{i}" for i in range(3000)}

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from ia_continu.learn import registry
 from ia_continu.learn.training import retrain
 from ia_continu.store.engine import make_engine, session_scope
-from ia_continu.store.tables import ChampionHistory, ModelEvent, PredictionLog
+from ia_continu.store.tables import ChampionHistory, ModelEvent, PredictionLog, ServingFormRecord
 from notifications import reset_cooldowns
 from notifications.receiver import WebhookReceiver
 from tests.conftest import ADMIN, train
@@ -32,13 +32,9 @@ def _artifact_files(settings, version: str) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and p.name.startswith("model.")]
 
 
-@pytest.mark.parametrize("fault", ["corrupt", "missing"])
-def test_broken_champion_artifact_starts_on_fallback_and_alerts(make_client, fault, db_url):
-    if db_url.startswith("postgresql"):
-        pytest.skip("artifact store fault: the database backend plays no part")
-    first = make_client()
-    train(first)
-    settings = first.app.state.runtime.settings
+def _break(settings, engine, fault: str) -> None:
+    """Break version 1 everywhere a replica can load it from: its MLflow artifact and its
+    served form in the DB (a corrupt form alone is read from MLflow instead)."""
     files = _artifact_files(settings, "1")
     assert files, "the champion's serialized model should exist"
     for f in files:
@@ -46,6 +42,22 @@ def test_broken_champion_artifact_starts_on_fallback_and_alerts(make_client, fau
             f.write_bytes(b"\x00not a model\x00")
         else:
             f.unlink()
+    with session_scope(engine) as session:
+        forms = session.query(ServingFormRecord)
+        if fault == "corrupt":
+            forms.update({ServingFormRecord.arrays: b"\x00not a form\x00"})
+        else:
+            forms.delete()
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "missing"])
+def test_broken_champion_artifact_starts_on_fallback_and_alerts(make_client, fault, db_url):
+    if db_url.startswith("postgresql"):
+        pytest.skip("artifact store fault: the database backend plays no part")
+    first = make_client()
+    train(first)
+    settings = first.app.state.runtime.settings
+    _break(settings, first.app.state.runtime.engine, fault)
     reset_cooldowns()
     with WebhookReceiver() as receiver:
         second = make_client(discord_webhook_url=receiver.url)
@@ -56,6 +68,19 @@ def test_broken_champion_artifact_starts_on_fallback_and_alerts(make_client, fau
         assert r.status_code == 200 and r.json()["served_by"] == "fallback"
         titles = [e["title"] for p in receiver.received for e in p.get("embeds", [])]
         assert "Champion model failed to load" in titles
+
+
+def test_an_artifact_store_outage_does_not_stop_a_champion_with_a_served_form(make_client):
+    first = make_client()
+    train(first)
+    settings = first.app.state.runtime.settings
+    for f in _artifact_files(settings, "1"):
+        f.unlink()
+    second = make_client()  # a replica starting while the artifacts are gone
+    health = second.get("/health").json()
+    assert health["checks"]["model_error"] is None, health
+    r = second.post("/predict", json={"features": [0.5, 0.1]})
+    assert r.status_code == 200 and r.json()["served_by"] == "ml", r.text
 
 
 def test_two_retrains_at_once_are_serialized(client):

@@ -27,3 +27,26 @@ def test_factors_of_any_number_of_rows(n):
     factors = DelayFamily._scores(np.zeros(n), contributions, 0.9).contributing_factors
     assert factors == _reference(contributions)
     assert [list(f) for f in factors] == [list(f) for f in _reference(contributions)]  # order
+
+
+def test_one_row_scoring_is_the_batch_scoring_row_by_row():
+    """Every /predict scores one row by its own short path: each row's answer, risk band and
+    factors (in order) are those of the same rows scored together. (The prediction to the
+    last bits only: BLAS sums a matrix's products in another order than one row's.)"""
+    family = DelayFamily()
+    X, y = family.sample(3000, rng=np.random.default_rng(5))
+    pipeline = family.build_pipeline().fit(X[:2000], y[:2000])
+    family.after_fit(pipeline, y[2000:], pipeline.predict(X[2000:]))
+    form = family.serving_form(pipeline)
+    assert form is not None
+    score = family.scorer_from_form(form)
+    rows = X[2000:]
+    together = score(rows)
+    assert len(rows) > 1
+    for i in range(len(rows)):
+        one = score(rows[i : i + 1])
+        assert one.prediction[0] == pytest.approx(together.prediction[i], rel=1e-12)
+        assert one.confidence.tolist() == together.confidence[i : i + 1].tolist()
+        assert one.risk_level == together.risk_level[i : i + 1]
+        assert one.contributing_factors == together.contributing_factors[i : i + 1]
+        assert list(one.contributing_factors[0]) == list(together.contributing_factors[i])
