@@ -41,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", default="classification")
     parser.add_argument("--seconds", type=int, default=5, help="seconds per round and server")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL:KEY=VALUE,...",
+        help="one more app, logging on, with these settings (e.g. "
+        "'big batches:IA_CONTINU_LOG_FLUSH_INTERVAL_MS=200'); repeatable",
+    )
     args = parser.parse_args(argv)
     env = BenchEnv.create()
 
@@ -66,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=logs,
             name="off",
         ),
+        **{
+            label: serving.start_app(
+                server_env | dict(kv.split("=", 1) for kv in pairs.split(",")),
+                loop="asyncio",
+                log_dir=logs,
+                name=f"variant-{i}",
+            )
+            for i, (label, _, pairs) in enumerate(v.partition(":") for v in args.variant)
+        },
         "FastAPI floor": started["floor_fastapi"],
         "raw ASGI floor": started["floor_raw_asgi"],
     }

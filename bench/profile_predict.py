@@ -1,6 +1,6 @@
 """Where does a ``/predict`` request spend its time? py-spy on the app under wrk load.
 
-``.venv/bin/python -m bench.profile_predict`` trains a classification champion, starts the
+``.venv/bin/python -m bench.profile_predict [--family delay]`` trains a champion, starts the
 app as the serving bench does (uvicorn, one worker, ``--loop asyncio``, logging and rollout
 on, core 0), loads ``/predict`` with one row a request from core 1 (wrk, 64 connections) and,
 meanwhile, samples the server with ``py-spy record --nonblocking`` (also on core 1, so the
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=20, help="seconds of sampling")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--out", default="/tmp/ia-continu-predict.collapsed")
+    parser.add_argument("--family", default="classification", choices=["classification", "delay"])
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy", path=str(ROOT / ".venv/bin")) or shutil.which("py-spy")
     if not spy or not shutil.which("wrk"):
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         env.cleanup()
 
     atexit.register(cleanup)
-    settings = env.settings("profile", "classification")
+    settings = env.settings("profile", args.family)
     engine = data.prepare(settings)
     data.timed_retrain(settings, engine)
     logs = env.root / "logs"
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     app = serving.start_app(
         env.server_env(settings), loop="asyncio", log_dir=logs, name="app-profile"
     )
-    body = {"features": data.one_row("classification")}
+    body = {"features": data.one_row(args.family)}
     url = app.url + "/predict"
     serving.wrk(url, body, seconds=3)  # warm-up
     loaded: dict[str, dict] = {}

@@ -18,20 +18,22 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench import data, serving
+from bench import data, serving, starts
 from bench.env import BenchEnv
 from bench.report import machine, write_results
 
 # Imported one after the other in a fresh interpreter: each line's memory is what it adds
-# to everything above it (the order of a start: the API's imports, then the champion's load).
+# to everything above it. The first four are a start serving a built-in champion from its
+# served form (ia_continu.serve.forms); the rest is what a start loading the champion from
+# MLflow adds (a declared model, or a version with no form yet).
 STAGES = [
     ("numpy", "import numpy"),
-    ("scikit-learn (with scipy, pandas)", "import sklearn.linear_model, sklearn.pipeline"),
     ("FastAPI, SQLAlchemy, uvicorn", "import fastapi, sqlalchemy.orm, uvicorn"),
     ("the app (api.main)", "import api.main"),
-    ("mlflow", "import mlflow, mlflow.artifacts, mlflow.sklearn"),
-    ("mlflow's SQL tracking store", "import mlflow.store.tracking.sqlalchemy_store"),
-    ("skops (the champion's format)", "import skops.io"),
+    ("[from MLflow] scikit-learn (with scipy, pandas)", "import sklearn.pipeline, pandas"),
+    ("[from MLflow] mlflow", "import mlflow, mlflow.artifacts, mlflow.sklearn"),
+    ("[from MLflow] its SQL tracking store", "import mlflow.store.tracking.sqlalchemy_store"),
+    ("[from MLflow] skops (the pipeline's format)", "import skops.io"),
 ]
 
 
@@ -68,6 +70,7 @@ def memory_by_stage() -> list[tuple[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__)
     parser.add_argument("--top", type=int, default=12, help="packages listed")
+    parser.add_argument("--starts", type=int, default=3, help="starts of each kind, interleaved")
     args = parser.parse_args(argv)
     env = BenchEnv.create()
     try:
@@ -75,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = env.settings("startup", "classification")
         engine = data.prepare(settings)
         data.timed_retrain(settings, engine)
-        engine.dispose()
         logs = env.root / "logs"
         logs.mkdir()
         server_env = env.server_env(settings, PYTHONPROFILEIMPORTTIME="1")
@@ -85,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         wall = time.perf_counter() - started
         total, per_package = import_times(Path(logs / "start.log").read_text())
+        # The baseline, same run: the champion loaded from MLflow, as every start did before
+        # served forms.
+        lean, baseline = starts.form_and_mlflow(
+            env.server_env(settings),
+            engine,
+            {"features": data.one_row("classification")},
+            log_dir=logs,
+            starts=args.starts,
+        )
+        engine.dispose()
         stages = memory_by_stage()
     finally:
         env.cleanup()
@@ -94,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         f"spawn to first 200 of /predict: {first['seconds']:.2f} s (under -X importtime, which "
         f"slows imports a little); imports {total:.2f} s of it; RSS then {first['rss_mb']:.0f} MB"
     )
+    starts.report("champion (no -X importtime)", lean, baseline)
     print(f"\nimport time by top-level package (self time, top {args.top}):")
     for name, seconds in per_package.most_common(args.top):
         print(f"  {seconds:6.2f} s  {100 * seconds / total:4.1f} %  {name}")
@@ -107,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         {
             "machine": info,
             "first_answer": first,
+            "first_answer_from_form": lean,
+            "first_answer_from_mlflow": baseline,
             "wall_s": wall,
             "import_s": total,
             "import_by_package_s": dict(per_package.most_common()),
