@@ -8,12 +8,12 @@ import uuid
 from ia_continu.serve.ids import complete_ids, new_ids
 
 
-def test_new_ids_are_uuid4_hex():
+def test_new_ids_are_uuid_hex():
     ids = new_ids(1000)
     assert len(set(ids)) == 1000
     for value in ids:
         parsed = uuid.UUID(hex=value)
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and parsed.hex == value
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and parsed.hex == value
 
 
 def test_given_ids_are_kept_and_only_the_missing_ones_made():
