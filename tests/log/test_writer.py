@@ -394,3 +394,30 @@ def test_db_down_spools_answers_not_yet_built_past_max_pending(engine, tmp_path)
     replay.start()
     replay.stop()
     assert _request_ids(engine) == {f"r{i}" for i in range(3000)}
+
+
+def test_a_missing_log_table_is_waited_for_not_dead_lettered(engine, tmp_path):
+    # PostgreSQL's rows go through COPY, whose errors arrive unwrapped by SQLAlchemy: a missing
+    # table (an operator's fix, not a row's fault) must still read as transient there.
+    def rename(old: str, new: str) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+    rename("prediction_log", "prediction_log_away")
+    writer = PredictionLogWriter(
+        engine, batch_size=10, flush_interval=0.01, spool_dir=tmp_path / "spool"
+    )
+    writer.start()
+    try:
+        writer.submit([_row(i) for i in range(5)])
+        deadline = time.monotonic() + 10
+        while writer.failed_flushes == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert writer.failed_flushes >= 1 and writer.pending == 5
+        assert writer.refused == 0 and writer.dead_lettered == 0
+    finally:
+        rename("prediction_log_away", "prediction_log")
+    assert writer.flush(30)
+    writer.stop()
+    assert _request_ids(engine) == {f"r{i}" for i in range(5)}
+    assert writer.written == 5 and writer.last_error is None
