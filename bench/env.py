@@ -27,7 +27,7 @@ PG_ADMIN_URL = os.environ.get(
 @dataclass
 class BenchEnv:
     root: Path
-    pg_database: str | None = None
+    pg_databases: dict[str, str] = field(default_factory=dict)  # purpose -> database name
     pg_error: str | None = None
     _cleaned: bool = field(default=False, repr=False)
 
@@ -39,10 +39,11 @@ class BenchEnv:
         return env
 
     # --- PostgreSQL ------------------------------------------------------------------------
-    def pg_url(self) -> str | None:
-        """A dedicated database for this run (created on first use), or None if unreachable."""
-        if self.pg_database is not None:
-            return self._url_for(self.pg_database)
+    def pg_url(self, purpose: str = "database") -> str | None:
+        """A dedicated database for this run and ``purpose`` (created on first use), or None
+        if PostgreSQL is unreachable."""
+        if purpose in self.pg_databases:
+            return self._url_for(self.pg_databases[purpose])
         if self.pg_error is not None:
             return None
         name = f"ia_bench_{uuid.uuid4().hex[:8]}"
@@ -56,7 +57,7 @@ class BenchEnv:
         except Exception as exc:
             self.pg_error = str(exc).splitlines()[0]
             return None
-        self.pg_database = name
+        self.pg_databases[purpose] = name
         return self._url_for(name)
 
     @staticmethod
@@ -104,13 +105,13 @@ class BenchEnv:
         if self._cleaned:
             return
         self._cleaned = True
-        if self.pg_database is not None:
+        for database in self.pg_databases.values():
             try:
                 admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
                 with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)'))
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
                 admin.dispose()
             except Exception as exc:
-                print(f"warning: could not drop PostgreSQL database {self.pg_database}: {exc}")
+                print(f"warning: could not drop PostgreSQL database {database}: {exc}")
         if not getattr(self, "keep", False):
             shutil.rmtree(self.root, ignore_errors=True)

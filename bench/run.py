@@ -43,6 +43,13 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
     )
     version = result.champion_version
     model_uri = f"models:/{settings.registered_model_name}/{version}"
+    # The same app logging to PostgreSQL (the docker-compose and Kubernetes deployments'
+    # database), with its own champion trained the same way in its own database.
+    pg_settings = None
+    pg_url = None if args.skip_pg_log else env.pg_url(f"serve_{family}")
+    if pg_url is not None:
+        pg_settings = env.settings(f"serve_{family}_pg", family, database_url=pg_url)
+        data.timed_retrain(pg_settings, data.prepare(pg_settings))
     row = data.one_row(family)
     batch = data.rows(family, 10_000)
     logs = env.root / "logs"
@@ -88,6 +95,10 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         servers["mlflow_serve"] = serving.start_mlflow(
             env.server_env(settings), model_uri, log_dir=logs, name=f"mlflow-{family}"
         )
+        if pg_settings is not None:
+            servers["app_log_pg"] = serving.start_app(
+                env.server_env(pg_settings), loop="asyncio", log_dir=logs, name=f"app-{family}-pg"
+            )
         if not args.skip_floors:
             print(f"== {g}: starting the floors: raw ASGI, FastAPI", flush=True)
             servers.update(
@@ -121,6 +132,13 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         nolog_batch = serving.batch_rows_per_s(
             servers["app_nolog_asyncio"].url + "/predict/batch", {"features": batch}, len(batch)
         )
+        pg_batch = (
+            serving.batch_rows_per_s(
+                servers["app_log_pg"].url + "/predict/batch", {"features": batch}, len(batch)
+            )
+            if "app_log_pg" in servers
+            else None
+        )
         ml = servers["mlflow_serve"]
         ml_batch = serving.batch_rows_per_s(ml.url + "/invocations", {"inputs": batch}, len(batch))
         app_rss = app.rss_mb()
@@ -139,7 +157,12 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
 
     report.runs[family] = {
         "predict": runs,
-        "batch": {"app": app_batch, "app_nolog": nolog_batch, "mlflow": ml_batch},
+        "batch": {
+            "app": app_batch,
+            "app_nolog": nolog_batch,
+            "app_log_pg": pg_batch,
+            "mlflow": ml_batch,
+        },
         "rss_mb": {"app": app_rss, "mlflow_serve": ml_rss},
         "first_answer": starts,
         "champion": model_uri,
@@ -151,6 +174,8 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         "app_nolog_asyncio": "app, log OFF, asyncio (baseline)",
         "mlflow_serve": "mlflow models serve (baseline)",
     }
+    if "app_log_pg" in runs:
+        labels["app_log_pg"] = "app, log on to PostgreSQL, rollout 100 %, asyncio"
     if not args.skip_floors:
         labels["floor_raw_asgi"] = "floor: raw ASGI, json.loads, constant answer"
         labels["floor_fastapi"] = "floor: FastAPI + pydantic request, constant answer"
@@ -185,6 +210,24 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         note=f"medians; per round {per_round}",
         issue="log overhead: /predict log on / off",
     )
+    if "app_log_pg" in runs:
+        pg = runs["app_log_pg"]
+        ratio = pg["rps"] / off["rps"]
+        per_round = ", ".join(
+            f"{a['rps'] / b['rps']:.2f}" for a, b in zip(pg["rounds"], off["rounds"], strict=True)
+        )
+        report.add(
+            g,
+            "ratio app log on (PostgreSQL) / log off, req/s",
+            ratio,
+            "x",
+            target=">= 0.90",
+            met=ratio >= 0.9,
+            note=f"medians; per round {per_round}; the database server's own work is not on "
+            "the app's core",
+        )
+    elif not args.skip_pg_log:
+        report.add(g, "log on to PostgreSQL", None, "", note=f"skipped: {env.pg_error}")
     if not args.skip_floors:
         report_floors(report, f"floors/{family}", runs)
     for key, loop in (
@@ -224,6 +267,17 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         "rows/s",
         note=f"median {ml_batch['median_s'] * 1000:.0f} ms of 5",
     )
+    if pg_batch is not None:
+        ratio = pg_batch["rows_per_s"] / ml_batch["rows_per_s"]
+        report.add(
+            f"batch/{family}",
+            "ratio app, log to PostgreSQL / mlflow serve, rows/s",
+            ratio,
+            "x",
+            target=">= 1.5x",
+            met=ratio >= 1.5,
+            note=f"10,000 rows: app {pg_batch['median_s'] * 1000:.0f} ms (medians of 5)",
+        )
     ratio = app_batch["rows_per_s"] / ml_batch["rows_per_s"]
     report.add(
         f"batch/{family}",
@@ -402,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave out the declared RandomForest against mlflow serve (bench/declared_serving.py)",
     )
+    parser.add_argument(
+        "--skip-pg-log",
+        action="store_true",
+        help="leave out the app logging to PostgreSQL in the serving rounds",
+    )
     parser.add_argument("--skip-database", action="store_true")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
@@ -439,7 +498,15 @@ def main(argv: list[str] | None = None) -> int:
                     report.add(f"serve/{family}", "FAILED", None, "", note=str(exc)[:200])
                 finally:
                     serving.stop_all()
-        if not args.skip_serving and not args.skip_declared:
+        if not args.skip_serving and not args.skip_declared and not shutil.which("wrk"):
+            report.add(
+                "declared/bike_traffic",
+                "serving figures",
+                None,
+                "",
+                note="skipped: wrk not installed (apt-get install wrk, or run scripts/bench.sh)",
+            )
+        elif not args.skip_serving and not args.skip_declared:
             try:
                 print("\n== declared/bike_traffic: the app against mlflow serve", flush=True)
                 report.runs["declared"] = declared_serving.run(
