@@ -175,7 +175,9 @@ class Settings(BaseSettings):
     log_batch_size: int = Field(500, ge=1, description="rows per group commit")
     log_flush_interval_ms: int = Field(50, ge=1, description="max time a row waits to be written")
     log_max_pending: int = Field(
-        200_000, ge=1000, description="rows kept in memory while the DB is down, then spooled"
+        200_000,
+        ge=1000,
+        description="rows waiting in memory (DB down or writer behind) before the rest is spooled",
     )
 
     # --- model lifecycle -----------------------------------------------------------------

@@ -11,6 +11,9 @@ Durability:
 - while the database is unreachable, rows wait in memory and retry with back-off; past
   ``max_pending`` rows, and at shutdown if the DB is still down, they are spooled to a JSONL
   file under the data folder, which the next writer to start (in any process) replays;
+- while the database answers but the writer falls behind (a slow database, bursts of large
+  batches), the backlog is bounded the same way: past ``max_pending`` rows the newest calls'
+  rows are spooled, and replayed once the backlog is back under half the bound;
 - a SIGKILL loses at most what was waiting: one flush interval's worth of rows.
 
 No row can stop the log. A failure is either *transient* (``is_transient``: the DB is down,
@@ -191,6 +194,7 @@ class PredictionLogWriter:
         self._sqlite_statements: dict[int, str] = {}  # one per part size
         self._backoff = 0.0
         self._replay_at: float | None = None  # monotonic time of the next replay attempt
+        self._shed = 0  # rows spooled while the database answered, not replayed yet
         # What the writer did: /health and /metrics show some of these figures; the others
         # (spooled, failed_flushes, refused) are for whoever holds the writer (tests do).
         self.written = 0
@@ -287,9 +291,9 @@ class PredictionLogWriter:
         deadline = time.monotonic() + timeout
         with self._cond:
             self._cond.notify()
-        while self.pending and time.monotonic() < deadline:
+        while (self.pending or self._shed) and time.monotonic() < deadline:
             time.sleep(0.005)
-        return self.pending == 0
+        return self.pending == 0 and self._shed == 0
 
     # --- consumer side ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -365,6 +369,11 @@ class PredictionLogWriter:
                 log.info("prediction log: database reachable again, %d rows pending", self.pending)
                 self._backoff = 0.0
                 self.last_error = None
+                self._replay_spools()
+            if self.pending > self.max_pending:
+                self._shed_backlog()
+            elif self._shed and self.pending <= self.max_pending // 2:
+                self._shed = 0
                 self._replay_spools()
 
     def _write_or_isolate(self, rows: list[LogRow]) -> tuple[list[LogRow], BaseException | None]:
@@ -478,6 +487,44 @@ class PredictionLogWriter:
                 f"VALUES ({', '.join([mark] * len(COLUMNS))})"
             )
         return self._compiled
+
+    def _shed_backlog(self) -> None:
+        """The database answers but the writer is more than ``max_pending`` rows behind:
+        spool the newest rows past the bound (calls' answers taken from the newest end and
+        built here, then built rows), so memory stays bounded whatever the load. They are
+        replayed once the backlog is back under half the bound (``_loop``), or by the next
+        writer to start."""
+        if self.spool_dir is None:
+            return
+        taken: list[RowSource] = []
+        with self._cond:
+            waiting = len(self._queue) + self._chunk_rows
+            while self._chunks and waiting > self.max_pending:
+                taken.append(self._chunks.pop())
+                self._chunk_rows -= len(taken[-1])
+                waiting -= len(taken[-1])
+            overflow = self._take_overflow()
+        rows: list[LogRow] = []
+        for chunk in reversed(taken):  # oldest first, as they were answered
+            try:
+                rows.extend(chunk.rows())
+            except Exception as exc:  # a bug, not a reason to stop logging the others
+                self.lost += len(chunk)
+                self.last_refusal = describe(exc)
+                log.exception("prediction log: %d answered rows could not be built", len(chunk))
+        rows = overflow + rows  # built rows are older than the calls still unbuilt
+        if not rows:
+            return
+        spooled_before = self.spooled
+        self._spool(rows)
+        self._shed += self.spooled - spooled_before
+        log.warning(
+            "prediction log: the writer is %d rows behind a database that answers; spooled "
+            "the newest %d, replayed when the backlog is under %d",
+            self.pending + len(rows),
+            len(rows),
+            self.max_pending // 2,
+        )
 
     def _take_overflow(self) -> list[LogRow]:
         extra = len(self._queue) - self.max_pending

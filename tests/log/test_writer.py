@@ -421,3 +421,27 @@ def test_a_missing_log_table_is_waited_for_not_dead_lettered(engine, tmp_path):
     writer.stop()
     assert _request_ids(engine) == {f"r{i}" for i in range(5)}
     assert writer.written == 5 and writer.last_error is None
+
+
+def test_a_writer_behind_a_healthy_database_spools_past_max_pending_then_replays(engine, tmp_path):
+    # The database answers, but 3,500 rows wait when the writer starts (bound: 1,000): the
+    # newest are spooled rather than held in memory, and replayed once the backlog is under
+    # half the bound. Every row ends in the database once, none lost.
+    spool = tmp_path / "spool"
+    writer = PredictionLogWriter(
+        engine, batch_size=100, flush_interval=0.01, max_pending=1000, spool_dir=spool
+    )
+    built: list[int] = []
+    writer.submit([_row(i) for i in range(500)])  # built rows (the oldest)
+    for k in range(30):  # then 30 calls of 100 rows, still as their answers
+        writer.submit_chunk(_Chunk(500 + 100 * k, 100, built, writer))
+    writer.start()
+    assert writer.flush(60)
+    writer.stop()
+    # After the first batch of 100, 3,400 waited: the 24 newest calls went to the spool.
+    assert writer.spooled == 2400 and writer.lost == 0 and writer.refused == 0
+    assert writer.written == 3500
+    assert sorted(spool.glob("spool-*")) == []  # replayed, nothing left behind
+    with engine.connect() as conn:
+        ids = conn.execute(select(PredictionLog.request_id)).scalars().all()
+    assert len(ids) == 3500 and set(ids) == {f"r{i}" for i in range(3500)}
