@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -34,7 +35,8 @@ class Scores:
     prediction: np.ndarray
     confidence: np.ndarray
     risk_level: list[str] | None = None
-    contributing_factors: list[dict[str, float]] | None = None
+    # A list, or a sequence built on first use (the delay batch's ``TopFactors``).
+    contributing_factors: Sequence[dict[str, float]] | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 

@@ -3,9 +3,9 @@ contributed most, learnt by a ridge regression on hand-made features."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from math import erf, floor, sqrt
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, overload
 
 import numpy as np
 
@@ -290,30 +290,11 @@ class DelayFamily(ModelFamily):
     @staticmethod
     def _scores(pred: np.ndarray, contributions: np.ndarray | None, confidence: float) -> Scores:
         risk = np.where(pred >= RISK_HIGH, "high", np.where(pred >= RISK_MEDIUM, "medium", "low"))
-        factors = None
-        if contributions is not None:
-            # The three largest contributions (in minutes), as the log keeps them. Picked and
-            # rounded in numpy: per-row numpy scalars cost ~10 µs a row, 100 ms a batch.
-            top = np.argsort(-np.abs(contributions), axis=1)[:, :3]
-            picked = np.take_along_axis(contributions, top, axis=1).round(3)
-            values = picked.tolist()
-            names = _DESIGN_NAMES[top].tolist()  # the same str objects, not new ones a row
-            if len(values) < _FEW_ROWS:
-                factors = [
-                    {k: v for k, v in zip(ks, vs, strict=True) if v != 0.0}
-                    for ks, vs in zip(names, values, strict=True)
-                ]
-            else:
-                # dict(zip()) a row, then the zeros dropped where a row has one: 10,000 rows
-                # 7 ms instead of 20 ms with a comprehension a row (the same dicts).
-                factors = list(map(dict, map(zip, names, values)))
-                for i in np.flatnonzero((picked == 0.0).any(axis=1)).tolist():
-                    factors[i] = {k: v for k, v in factors[i].items() if v != 0.0}
         return Scores(
             prediction=pred,
             confidence=np.full(len(pred), confidence),
             risk_level=risk.tolist(),
-            contributing_factors=factors,
+            contributing_factors=None if contributions is None else TopFactors(contributions),
         )
 
     def fallback(self, X: np.ndarray) -> Scores:
@@ -334,3 +315,66 @@ _HOUR_WEIGHTS = np.array(
     [1, 0.5, 0.3, 0.3, 0.5, 1, 3, 6, 8, 6, 4, 4, 5, 5, 4, 4, 6, 8, 8, 6, 4, 3, 2, 1.5]
 )
 _HOUR_P = _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()
+
+
+class TopFactors(Sequence[dict[str, float]]):
+    """The contributing factors of a batch: each row's three largest contributions (in
+    minutes, rounded to 3 decimals, zeros left out), built from the contributions on first use.
+
+    A batch's answer does not carry them; the prediction log does, and builds its rows in the
+    writer's thread. Deferred, the 10,000-row delay batch leaves ~6 ms of argsort, picking and
+    dicts (of ~21 ms, py-spy, unpinned) out of the request, and a process with logging off
+    never builds them. Rows a caller reads (a mixed rollout, a shadow subset) are built then,
+    in its thread: the same dicts either way."""
+
+    __slots__ = ("_contributions", "_rows")
+
+    def __init__(self, contributions: np.ndarray) -> None:
+        self._contributions = contributions
+        self._rows: list[dict[str, float]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._contributions)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, float]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, float]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, float] | list[dict[str, float]]:
+        return self.rows()[index]
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        return iter(self.rows())
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the list it stands for (and to another TopFactors of the same rows).
+        if isinstance(other, TopFactors):
+            other = other.rows()
+        return isinstance(other, list) and self.rows() == other
+
+    def __repr__(self) -> str:
+        return f"TopFactors({self.rows()!r})"
+
+    def rows(self) -> list[dict[str, float]]:
+        if self._rows is None:
+            self._rows = _top_factors(self._contributions)
+        return self._rows
+
+
+def _top_factors(contributions: np.ndarray) -> list[dict[str, float]]:
+    # Picked and rounded in numpy: per-row numpy scalars cost ~10 us a row, 100 ms a batch.
+    top = np.argsort(-np.abs(contributions), axis=1)[:, :3]
+    picked = np.take_along_axis(contributions, top, axis=1).round(3)
+    values = picked.tolist()
+    names = _DESIGN_NAMES[top].tolist()  # the same str objects, not new ones a row
+    if len(values) < _FEW_ROWS:
+        return [
+            {k: v for k, v in zip(ks, vs, strict=True) if v != 0.0}
+            for ks, vs in zip(names, values, strict=True)
+        ]
+    # dict(zip()) a row, then the zeros dropped where a row has one: 10,000 rows 7 ms instead
+    # of 20 ms with a comprehension a row (the same dicts).
+    factors: list[dict[str, float]] = list(map(dict, map(zip, names, values)))
+    for i in np.flatnonzero((picked == 0.0).any(axis=1)).tolist():
+        factors[i] = {k: v for k, v in factors[i].items() if v != 0.0}
+    return factors

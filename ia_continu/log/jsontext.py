@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 
 import msgspec
 import numpy as np
@@ -45,7 +46,7 @@ def rows_as_json(X: np.ndarray) -> list[str]:
 _PLAIN_KEY = re.compile(r"^[ !#-\[\]-z|~]*$")
 
 
-def factors_as_json(factors: list[dict[str, float] | None]) -> list[str | None]:
+def factors_as_json(factors: Sequence[dict[str, float] | None]) -> list[str | None]:
     """``[None if f is None else json.dumps(f) for f in factors]``, in bulk where the text is
     the same byte for byte: contributing factors (a few names -> rounded contributions) are
     the delay model's log cost a row, ~2.5 us each through ``json.dumps`` against ~0.3 us

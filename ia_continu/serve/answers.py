@@ -12,6 +12,7 @@ of ML over the fallback is measured once the outcomes are known.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
@@ -48,8 +49,8 @@ class Answers:
     model_version: str | None  # the ML model's version (fallback rows say "fallback")
     latency_ms: float  # per row
     created_at: datetime
-    risk_level: list[str | None] | None = None
-    contributing_factors: list[dict[str, float] | None] | None = None
+    risk_level: Sequence[str | None] | None = None
+    contributing_factors: Sequence[dict[str, float] | None] | None = None
     probability: np.ndarray | None = None  # NaN on the fallback's rows
     ml_prediction: np.ndarray | None = None  # NaN where ML did not score the row
     fallback_prediction: np.ndarray | None = None  # NaN where the fallback did not
@@ -113,8 +114,8 @@ class _Spread:
     prediction: np.ndarray | None
     confidence: np.ndarray | None
     probability: np.ndarray | None
-    risk_level: list[Any] | None
-    contributing_factors: list[Any] | None
+    risk_level: Sequence[Any] | None
+    contributing_factors: Sequence[Any] | None
 
 
 def merge(
@@ -175,11 +176,11 @@ def _spread(scores: Scores | None, mask: np.ndarray, n: int) -> _Spread:
         full[mask] = values
         return full
 
-    def objects(values: list[Any] | None) -> list[Any] | None:
+    def objects(values: Sequence[Any] | None) -> Sequence[Any] | None:
         if values is None:
             return None
-        if everywhere:
-            return list(values)
+        if everywhere:  # as it is: a deferred sequence (TopFactors) stays deferred
+            return values
         full: list[Any] = [None] * n
         for i, v in zip(np.flatnonzero(mask).tolist(), values, strict=True):
             full[i] = v
@@ -206,7 +207,9 @@ def _pick(use_ml: np.ndarray, ml: np.ndarray | None, fb: np.ndarray | None) -> n
     return np.where(use_ml, ml, fb)
 
 
-def _pick_list(use_ml: np.ndarray, ml: list[Any] | None, fb: list[Any] | None) -> list[Any] | None:
+def _pick_list(
+    use_ml: np.ndarray, ml: Sequence[Any] | None, fb: Sequence[Any] | None
+) -> Sequence[Any] | None:
     """``_pick`` for object columns (None where the answerer has none)."""
     if ml is None and fb is None:
         return None

@@ -374,7 +374,7 @@ def _union(
         out[ia], out[ib] = x, y
         return out
 
-    def objects(x: list[Any] | None, y: list[Any] | None) -> list[Any] | None:
+    def objects(x: Sequence[Any] | None, y: Sequence[Any] | None) -> list[Any] | None:
         if x is None and y is None:
             return None
         out: list[Any] = [None] * m

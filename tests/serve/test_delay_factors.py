@@ -50,3 +50,21 @@ def test_one_row_scoring_is_the_batch_scoring_row_by_row():
         assert one.risk_level == together.risk_level[i : i + 1]
         assert one.contributing_factors == together.contributing_factors[i : i + 1]
         assert list(one.contributing_factors[0]) == list(together.contributing_factors[i])
+
+
+def test_a_batch_builds_its_factors_only_when_read_and_the_log_gets_them():
+    # The answer to /predict/batch does not carry the factors: scoring a batch leaves them
+    # unbuilt, and the log's rows (built in the writer's thread) get the same dicts.
+    from ia_continu.families.delay import TopFactors
+    from ia_continu.log.jsontext import factors_as_json
+
+    rng = np.random.default_rng(3)
+    contributions = rng.normal(0, 5, (500, len(DESIGN)))
+    factors = DelayFamily._scores(np.zeros(500), contributions, 0.9).contributing_factors
+    assert isinstance(factors, TopFactors) and factors._rows is None and len(factors) == 500
+    assert factors._rows is None  # len() builds nothing
+    assert factors_as_json(factors) == factors_as_json(_reference(contributions))
+    assert factors._rows is not None and factors == _reference(contributions)
+    assert (
+        factors[3] == _reference(contributions)[3] and factors[:2] == _reference(contributions)[:2]
+    )
