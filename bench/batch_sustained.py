@@ -10,6 +10,7 @@ calls of 10,000 rows from another core, then waits until the log's pending rows
 (``prediction_log_pending_rows`` in ``/metrics``) are back to zero.
 
     .venv/bin/python -m bench.batch_sustained [--family delay] [--calls 20] [--rounds 2]
+                                              [--postgresql]
 
 Keep ``--calls`` x 10,000 under ``IA_CONTINU_LOG_MAX_PENDING`` (200,000 by default): past it the
 writer spools the newest rows to disk, which costs more CPU a row than writing them.
@@ -67,10 +68,19 @@ def main() -> None:
     parser.add_argument("--family", default="delay", choices=["classification", "delay"])
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--postgresql", action="store_true", help="log to a scratch PostgreSQL database"
+    )
     args = parser.parse_args()
     env = BenchEnv.create()
     try:
-        settings = env.settings("sustained", args.family)
+        url = ""
+        if args.postgresql:
+            url = env.pg_url("sustained") or ""
+            if not url:
+                print(f"skipped: PostgreSQL unreachable ({env.pg_error})")
+                return
+        settings = env.settings("sustained", args.family, database_url=url)
         data.timed_retrain(settings, data.prepare(settings))
         content = json.dumps({"features": data.rows(args.family, _ROWS)}).encode()
         for r in range(args.rounds):
@@ -90,7 +100,8 @@ def main() -> None:
                     server.stop()
             on, off = got["on"], got["off"]
             print(
-                f"round {r}, {args.family}, {args.calls} calls of {_ROWS:,} rows: "
+                f"round {r}, {args.family}, {'PostgreSQL' if url else 'SQLite'}, "
+                f"{args.calls} calls of {_ROWS:,} rows: "
                 f"logging on: call {on['median_call_ms']:.0f} ms, answered "
                 f"{on['answered_rows_per_s']:,.0f} rows/s, answered and logged "
                 f"{on['logged_rows_per_s']:,.0f} rows/s; logging off: call "
