@@ -46,7 +46,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,20 +246,22 @@ class PredictionLogWriter:
             while self._chunks and (until is None or queued < until):
                 chunks.append(self._chunks.popleft())
                 queued += len(chunks[-1])
+        rows = self._build(chunks)
+        with self._cond:
+            self._queue.extend(rows)
+            self._chunk_rows -= sum(map(len, chunks))
+
+    def _build(self, chunks: Iterable[RowSource]) -> list[LogRow]:
+        """The rows of ``chunks``, in order; a chunk that cannot be built is counted lost."""
         rows: list[LogRow] = []
-        taken = 0
         for chunk in chunks:
-            n = len(chunk)
-            taken += n
             try:
                 rows.extend(chunk.rows())
             except Exception as exc:  # a bug, not a reason to stop logging the others
-                self.lost += n
+                self.lost += len(chunk)
                 self.last_refusal = describe(exc)
-                log.exception("prediction log: %d answered rows could not be built", n)
-        with self._cond:
-            self._queue.extend(rows)
-            self._chunk_rows -= taken
+                log.exception("prediction log: %d answered rows could not be built", len(chunk))
+        return rows
 
     @property
     def dead_lettered(self) -> int:
@@ -343,14 +345,9 @@ class PredictionLogWriter:
                 with self._cond:
                     self._queue.extendleft(reversed(left))
                     self._inflight = 0
-                if self.pending > self.max_pending:
-                    self._expand_chunks()  # the bound counts every row waiting, built or not
-                with self._cond:
-                    overflow = self._take_overflow()
                 self.failed_flushes += 1
                 self.last_error = describe(exc) if exc is not None else "write failed"
-                if overflow:
-                    self._spool(overflow)
+                self._spool_past_bound()  # replayed when the database answers again
                 if self._stopping:
                     return  # stop() spools what is left
                 self._backoff = min(max(self._backoff * 2, 0.2), 5.0)
@@ -489,13 +486,27 @@ class PredictionLogWriter:
         return self._compiled
 
     def _shed_backlog(self) -> None:
-        """The database answers but the writer is more than ``max_pending`` rows behind:
-        spool the newest rows past the bound (calls' answers taken from the newest end and
-        built here, then built rows), so memory stays bounded whatever the load. They are
-        replayed once the backlog is back under half the bound (``_loop``), or by the next
-        writer to start."""
+        """The database answers but the writer is more than ``max_pending`` rows behind: the
+        rows past the bound are spooled as when it is down, so memory stays bounded whatever
+        the load, and replayed once the backlog is back under half the bound (``_loop``), or
+        by the next writer to start."""
+        spooled = self._spool_past_bound()
+        self._shed += spooled
+        if spooled:
+            log.warning(
+                "prediction log: the writer is %d rows behind a database that answers; "
+                "spooled the newest %d, replayed when the backlog is under %d",
+                self.pending + spooled,
+                spooled,
+                self.max_pending // 2,
+            )
+
+    def _spool_past_bound(self) -> int:
+        """Spool the newest rows past ``max_pending`` (the bound counts every row waiting,
+        built or still a call's answers): calls' answers from the newest end first, built
+        here, then built rows. Only what is spooled is built. Returns the rows spooled."""
         if self.spool_dir is None:
-            return
+            return 0
         taken: list[RowSource] = []
         with self._cond:
             waiting = len(self._queue) + self._chunk_rows
@@ -504,27 +515,13 @@ class PredictionLogWriter:
                 self._chunk_rows -= len(taken[-1])
                 waiting -= len(taken[-1])
             overflow = self._take_overflow()
-        rows: list[LogRow] = []
-        for chunk in reversed(taken):  # oldest first, as they were answered
-            try:
-                rows.extend(chunk.rows())
-            except Exception as exc:  # a bug, not a reason to stop logging the others
-                self.lost += len(chunk)
-                self.last_refusal = describe(exc)
-                log.exception("prediction log: %d answered rows could not be built", len(chunk))
-        rows = overflow + rows  # built rows are older than the calls still unbuilt
+        # Built rows are older than the calls still unbuilt; those oldest first.
+        rows = overflow + self._build(reversed(taken))
         if not rows:
-            return
+            return 0
         spooled_before = self.spooled
         self._spool(rows)
-        self._shed += self.spooled - spooled_before
-        log.warning(
-            "prediction log: the writer is %d rows behind a database that answers; spooled "
-            "the newest %d, replayed when the backlog is under %d",
-            self.pending + len(rows),
-            len(rows),
-            self.max_pending // 2,
-        )
+        return self.spooled - spooled_before
 
     def _take_overflow(self) -> list[LogRow]:
         extra = len(self._queue) - self.max_pending
