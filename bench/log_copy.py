@@ -13,11 +13,11 @@ database ``ia_continu_bench_log`` next to the one ``--url`` names.
 from __future__ import annotations
 
 import argparse
-import time
 
 from sqlalchemy import make_url
 
 from bench.log_ids import _with_ids
+from bench.log_indexes import timed_write
 from ia_continu.log.rows import LogRow
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.store import migrate
@@ -32,16 +32,6 @@ class _ExecutemanyWriter(PredictionLogWriter):
     def _write(self, rows: list[LogRow]) -> None:
         with self.engine.begin() as conn:
             conn.exec_driver_sql(self._statement(), rows)
-
-
-def _write(writer: PredictionLogWriter, rows: list[LogRow]) -> tuple[float, float]:
-    cpu, wall = time.process_time(), time.perf_counter()
-    writer._queue.extend(rows)  # as submit() leaves them, without building mappings first
-    with writer._cond:
-        writer._cond.notify()
-    assert writer.flush(timeout=600)
-    n = len(rows)
-    return (time.process_time() - cpu) / n * 1e6, (time.perf_counter() - wall) / n * 1e6
 
 
 def main() -> None:
@@ -67,9 +57,9 @@ def main() -> None:
         writers = {"executemany": _ExecutemanyWriter(engine), "copy": PredictionLogWriter(engine)}
         for writer in writers.values():
             writer.start()
-        _write(writers["copy"], _with_ids(20_000, True))  # warm: connection, pages, plans
+        timed_write(writers["copy"], _with_ids(20_000, True))  # warm: connection, pages, plans
         for r in range(args.rounds):
-            got = {name: _write(w, _with_ids(args.rows, True)) for name, w in writers.items()}
+            got = {name: timed_write(w, _with_ids(args.rows, True)) for name, w in writers.items()}
             (old_cpu, old_wall), (cpu, wall) = got["executemany"], got["copy"]
             print(
                 f"round {r}: {args.rows} rows; this process' CPU per row: executemany "

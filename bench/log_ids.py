@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-from bench.log_indexes import _rows
+from bench.log_indexes import _rows, timed_write
 from ia_continu.log.rows import LogRow
 from ia_continu.log.writer import PredictionLogWriter
 from ia_continu.serve.ids import new_ids
@@ -40,12 +39,7 @@ def _with_ids(n: int, ordered: bool) -> list[LogRow]:
 
 def _write(writer: PredictionLogWriter, rows: list[LogRow]) -> float:
     """CPU of this process (the writer thread's work) per row written, in µs."""
-    started = time.process_time()
-    writer._queue.extend(rows)  # as submit() leaves them, without building mappings first
-    with writer._cond:
-        writer._cond.notify()
-    assert writer.flush(timeout=600)
-    return (time.process_time() - started) / len(rows) * 1e6
+    return timed_write(writer, rows)[0]
 
 
 def main() -> None:

@@ -196,35 +196,30 @@ def bench_serving(env: BenchEnv, family: str, report: Report, args: argparse.Nam
         target=">= 8x",
         met=ratio >= 8,
     )
-    ratio = on["rps"] / off["rps"]
-    per_round = ", ".join(
-        f"{a['rps'] / b['rps']:.2f}" for a, b in zip(on["rounds"], off["rounds"], strict=True)
-    )
-    report.add(
-        g,
-        "ratio app log on / log off, req/s",
-        ratio,
-        "x",
-        target=">= 0.90",
-        met=ratio >= 0.9,
-        note=f"medians; per round {per_round}",
-        issue="log overhead: /predict log on / off",
-    )
-    if "app_log_pg" in runs:
-        pg = runs["app_log_pg"]
-        ratio = pg["rps"] / off["rps"]
+
+    def log_ratio(key: str, label: str, note: str = "", issue: str = "") -> None:
+        run = runs[key]
+        ratio = run["rps"] / off["rps"]
         per_round = ", ".join(
-            f"{a['rps'] / b['rps']:.2f}" for a, b in zip(pg["rounds"], off["rounds"], strict=True)
+            f"{a['rps'] / b['rps']:.2f}" for a, b in zip(run["rounds"], off["rounds"], strict=True)
         )
         report.add(
             g,
-            "ratio app log on (PostgreSQL) / log off, req/s",
+            f"ratio app {label} / log off, req/s",
             ratio,
             "x",
             target=">= 0.90",
             met=ratio >= 0.9,
-            note=f"medians; per round {per_round}; the database server's own work is not on "
-            "the app's core",
+            note=f"medians; per round {per_round}{note}",
+            issue=issue,
+        )
+
+    log_ratio("app_log_asyncio", "log on", issue="log overhead: /predict log on / off")
+    if "app_log_pg" in runs:
+        log_ratio(
+            "app_log_pg",
+            "log on (PostgreSQL)",
+            note="; the database server's own work is not on the app's core",
         )
     elif not args.skip_pg_log:
         report.add(g, "log on to PostgreSQL", None, "", note=f"skipped: {env.pg_error}")
