@@ -1,7 +1,7 @@
 """What the prediction log costs the API process on PostgreSQL: the real
-``PredictionLogWriter`` (one ``COPY`` a batch) against the same writer with the
-``executemany`` INSERT it used before, into one database migrated to head, interleaved rounds
-of the same rows (time-ordered ids, as the service makes them).
+``PredictionLogWriter`` (one binary ``COPY`` a batch) against the same writer with text
+``COPY`` and with the ``executemany`` INSERT it used before, into one database migrated to
+head, interleaved rounds of the same rows (time-ordered ids, as the service makes them).
 
     .venv/bin/python -m bench.log_copy [--rows 50000] [--rounds 3] [--url postgresql+psycopg://...]
 
@@ -34,6 +34,14 @@ class _ExecutemanyWriter(PredictionLogWriter):
             conn.exec_driver_sql(self._statement(), rows)
 
 
+class _TextCopyWriter(PredictionLogWriter):
+    """The writer's PostgreSQL path before binary COPY: text COPY, the server parsing each
+    number and timestamp back from its text."""
+
+    def _write_copy(self, rows: list[LogRow]) -> None:
+        self._copy(rows, binary=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=50_000)
@@ -54,19 +62,23 @@ def main() -> None:
     engine = make_engine(base.set(database=_SCRATCH).render_as_string(hide_password=False))
     try:
         migrate.upgrade(engine)
-        writers = {"executemany": _ExecutemanyWriter(engine), "copy": PredictionLogWriter(engine)}
+        writers = {
+            "executemany": _ExecutemanyWriter(engine),
+            "text COPY": _TextCopyWriter(engine),
+            "binary COPY": PredictionLogWriter(engine),
+        }
         for writer in writers.values():
             writer.start()
-        timed_write(writers["copy"], _with_ids(20_000, True))  # warm: connection, pages, plans
+        for writer in writers.values():  # warm: connection, pages, plans
+            timed_write(writer, _with_ids(5_000, True))
         for r in range(args.rounds):
             got = {name: timed_write(w, _with_ids(args.rows, True)) for name, w in writers.items()}
-            (old_cpu, old_wall), (cpu, wall) = got["executemany"], got["copy"]
-            print(
-                f"round {r}: {args.rows} rows; this process' CPU per row: executemany "
-                f"{old_cpu:.2f} µs, COPY {cpu:.2f} µs ({old_cpu / cpu:.2f}x less); wall per "
-                f"row {old_wall:.2f} / {wall:.2f} µs",
-                flush=True,
+            cpu = got["binary COPY"][0]
+            figures = "; ".join(
+                f"{name} {c:.2f} µs ({c / cpu:.2f}x binary COPY's), wall {wall:.2f} µs"
+                for name, (c, wall) in got.items()
             )
+            print(f"round {r}: {args.rows} rows; this process' CPU per row: {figures}", flush=True)
         for writer in writers.values():
             writer.stop()
     finally:

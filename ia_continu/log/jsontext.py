@@ -41,6 +41,21 @@ def rows_as_json(X: np.ndarray) -> list[str]:
     ]
 
 
+def row_json(values: list[float]) -> str:
+    """``json.dumps(values)`` of one row of floats (a one-row call's features), the same text.
+
+    msgspec writes it in ~0.3 us against ~1 us for ``repr`` of each float (5 features). The
+    two differ only where Python writes an exponent (magnitudes under 1e-4 or from 1e16):
+    msgspec then writes ``0.0000...`` or ``1e16`` (``1e+16`` in Python), and ``null`` for a
+    NaN. A text holding none of those is ``json.dumps``' text but for its separators; any
+    other goes to ``json.dumps`` itself (also when a digit run merely looks like one, as in
+    ``10.00001``: slower, never different)."""
+    text = _ENCODER.encode(values).decode()
+    if "e" in text or "n" in text or "0.0000" in text:
+        return json.dumps(values)
+    return text.replace(",", ", ")
+
+
 # A key msgspec and json.dumps write alike, and that cannot be mistaken for the structure
 # around it: printable ASCII (json.dumps escapes the rest) without quote, backslash or brace.
 _PLAIN_KEY = re.compile(r"^[ !#-\[\]-z|~]*$")

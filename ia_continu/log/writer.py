@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import types as sa_types
 
 from ia_continu.log.rows import COLUMNS, FIRST_TIMESTAMP, LogRow, RowSource
 from ia_continu.store.tables import PredictionLog
@@ -87,11 +88,30 @@ def sqlite_parts(n: int, full: int = _SQLITE_ROWS) -> list[int]:
     return parts
 
 
+def _copy_type(column: Any) -> str:
+    """The PostgreSQL type binary COPY dumps a log column's values as.
+
+    Strings and JSON columns go as text: its bytes are also the binary form of varchar and of
+    json (psycopg's json dumper would encode the already-encoded JSON text again)."""
+    kind = column.type
+    if isinstance(kind, sa_types.DateTime):
+        return "timestamp"
+    if isinstance(kind, sa_types.Float):
+        return "float8"
+    if isinstance(kind, sa_types.Integer):
+        return "int8" if isinstance(kind, sa_types.BigInteger) else "int4"
+    if isinstance(kind, sa_types.String | sa_types.JSON):
+        return "text"
+    raise TypeError(f"prediction_log.{column.name}: no binary COPY type for {kind!r}")
+
+
+_COPY_TYPES = [_copy_type(PredictionLog.__table__.c[name]) for name in COLUMNS]
+
 # How long an idle writer waits before trying a spool whose replay failed again.
 _REPLAY_RETRY_SECONDS = 5.0
 
 
-def _sqlite_timestamp(value: Any, cache: dict[datetime, str]) -> Any:
+def _sqlite_timestamp(value: Any, cache: dict[Any, str]) -> Any:
     # SQLAlchemy's own SQLite format (fixed width, so string comparisons order correctly);
     # a chunk shares one timestamp, so it is formatted once. isoformat gives the same text
     # as strftime("%Y-%m-%d %H:%M:%S.%f") for these naive UTC times, at a quarter of the cost
@@ -426,23 +446,40 @@ class PredictionLogWriter:
                 conn.exec_driver_sql(self._statement(), rows)
 
     def _write_copy(self, rows: list[LogRow]) -> None:
-        """PostgreSQL through psycopg: one ``COPY ... FROM STDIN`` a batch.
+        """PostgreSQL through psycopg: one binary ``COPY ... FROM STDIN`` a batch.
 
-        The rows go out in COPY's text format, encoded by psycopg's C code: 3.5-4.0 us of this
-        process' CPU a row against executemany's 11.5-13.2 (in-process, 50,000-row rounds,
-        ``bench/log_copy.py``); the parsing and inserting is the server's. A refused value
-        fails the whole COPY, as it fails a whole executemany, and ``_write_or_isolate``
-        splits the batch the same way. The driver's errors arrive unwrapped by SQLAlchemy
-        here; ``is_transient`` reads them alike."""
+        Binary COPY sends each value in its column's own form, encoded by psycopg's C code:
+        no float or timestamp is written as text for the server to parse back. This process'
+        CPU a row: ~1.1-1.5 us, against 4.0-5.0 for text COPY and 11.5-13.2 for executemany
+        (in-process, 50,000-row rounds, ``bench/log_copy.py``).
+
+        Binary COPY is stricter about Python types than the server is about text: a str where
+        a float or timestamp goes, or a timestamp with a time zone (which the text form lets
+        PostgreSQL read, dropping the zone), fails it. A batch it refuses for any reason but a
+        transient one is sent again as text COPY, whose outcome then decides, as before: a
+        row the server refuses fails the whole COPY, and ``_write_or_isolate`` splits the
+        batch. The driver's errors arrive unwrapped by SQLAlchemy here; ``is_transient``
+        reads them alike."""
+        try:
+            self._copy(rows, binary=True)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            self._copy(rows, binary=False)
+
+    def _copy(self, rows: list[LogRow], *, binary: bool) -> None:
+        statement = f"COPY {PredictionLog.__tablename__} ({', '.join(COLUMNS)}) FROM STDIN"
         with self.engine.begin() as conn:
             dbapi = conn.connection.driver_connection
             assert dbapi is not None  # a checked-out connection always has one
-            with dbapi.cursor() as cursor, cursor.copy(self._copy_statement()) as copy:
+            with (
+                dbapi.cursor() as cursor,
+                cursor.copy(statement + (" (FORMAT BINARY)" if binary else "")) as copy,
+            ):
+                if binary:
+                    copy.set_types(_COPY_TYPES)
                 for row in rows:
                     copy.write_row(row)
-
-    def _copy_statement(self) -> str:
-        return f"COPY {PredictionLog.__tablename__} ({', '.join(COLUMNS)}) FROM STDIN"
 
     def _write_sqlite(self, rows: list[LogRow]) -> None:
         """SQLite: one INSERT of many VALUES rows per part (``sqlite_parts``), not executemany.
@@ -452,7 +489,7 @@ class PredictionLogWriter:
         only at its next system call or switch interval. One statement per part steps once.
         In-process, quiet: 10.4-10.9 us a row against executemany's 12.4-12.6 (125-row
         batches, 100,000 rows already logged); the contended case gains more (bench/)."""
-        cache: dict[datetime, str] = {}
+        cache: dict[Any, str] = {}
         t = FIRST_TIMESTAMP
         with self.engine.begin() as conn:
             start = 0
@@ -462,8 +499,15 @@ class PredictionLogWriter:
                 values: list[Any] = []
                 for r in part:
                     values.extend(r[:t])
-                    values.append(_sqlite_timestamp(r[t], cache))
-                    values.append(_sqlite_timestamp(r[t + 1], cache))
+                    # A new row's created_at and updated_at are the same object: formatted
+                    # once, looked up once (inline: two calls a row showed in the writer).
+                    created = r[t]
+                    text = cache.get(created)
+                    if text is None:
+                        text = _sqlite_timestamp(created, cache)
+                    values.append(text)
+                    updated = r[t + 1]
+                    values.append(text if updated is created else _sqlite_timestamp(updated, cache))
                 conn.exec_driver_sql(self._sqlite_statement(size), tuple(values))
 
     def _sqlite_statement(self, n: int) -> str:

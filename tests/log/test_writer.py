@@ -445,3 +445,48 @@ def test_a_writer_behind_a_healthy_database_spools_past_max_pending_then_replays
     with engine.connect() as conn:
         ids = conn.execute(select(PredictionLog.request_id)).scalars().all()
     assert len(ids) == 3500 and set(ids) == {f"r{i}" for i in range(3500)}
+
+
+class _CopyRecorder(PredictionLogWriter):
+    """The real writer, noting which COPY form each attempt used and whether it went in."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.copies: list[tuple[bool, bool]] = []  # (binary, written)
+
+    def _copy(self, rows, *, binary):
+        try:
+            super()._copy(rows, binary=binary)
+        except Exception:
+            self.copies.append((binary, False))
+            raise
+        self.copies.append((binary, True))
+
+
+def test_postgresql_rows_go_by_binary_copy_and_what_it_refuses_by_text_copy(engine, tmp_path):
+    from datetime import UTC
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("COPY is the PostgreSQL path; SQLite writes INSERT statements")
+    writer = _CopyRecorder(engine, batch_size=500, flush_interval=0.01, spool_dir=tmp_path / "s")
+    writer.start()
+    writer.submit([_row(i) for i in range(3)])
+    assert writer.flush(10)
+    assert writer.copies == [(True, True)]
+    # Values PostgreSQL reads from text but binary COPY cannot send as its column's type: a
+    # number as a string, a timestamp with a zone (text COPY drops the zone, as before).
+    aware = datetime(2026, 1, 1, 12, 0, 0, 5, tzinfo=UTC)
+    writer.submit(
+        [_row(3) | {"prediction": "2.5"}, _row(4) | {"created_at": aware, "updated_at": aware}]
+    )
+    assert writer.flush(10)
+    writer.stop()
+    assert writer.copies[1:] == [(True, False), (False, True)]
+    assert writer.refused == 0 and writer.dead_lettered == 0
+    with engine.connect() as conn:
+        got = dict(conn.execute(select(PredictionLog.request_id, PredictionLog.prediction)).all())
+        stamp = conn.scalar(
+            select(PredictionLog.created_at).where(PredictionLog.request_id == "r4")
+        )
+    assert got == {"r0": 1.0, "r1": 1.0, "r2": 1.0, "r3": 2.5, "r4": 1.0}
+    assert stamp == aware.replace(tzinfo=None)
