@@ -3,8 +3,10 @@
 ``/predict`` hands its answers to ``submit_chunk`` (an append under a lock, ~1 µs) and answers
 at once; the rows themselves are built here, in the writer's thread, off the request path.
 A background thread writes them in batches of up to ``batch_size`` rows at least every
-``flush_interval`` seconds: one commit per batch instead of one per request, which is what
-keeps logging at ~0.9x the throughput of not logging.
+``flush_interval`` seconds: one commit per batch instead of one per request. A server on one
+core keeps 0.79-0.82x of its one-row throughput with logging to SQLite in its own process,
+and 0.80-0.93x logging to PostgreSQL, whose server does the inserting (``bench.run``, two
+runs; README, Performance).
 
 Durability:
 - clean shutdown (``stop``) drains the queue before the process exits;
