@@ -4,7 +4,7 @@ contributed most, learnt by a ridge regression on hand-made features."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from math import erf, floor, sqrt
+from math import erf, floor, isfinite, sqrt
 from typing import TYPE_CHECKING, Any, Self, overload
 
 import numpy as np
@@ -276,10 +276,7 @@ class DelayFamily(ModelFamily):
         risk = "high" if value >= RISK_HIGH else "medium" if value >= RISK_MEDIUM else "low"
         factors = None
         if explain:
-            contributions = D[0] * coef
-            top = np.argsort(-np.abs(contributions))[:3].tolist()
-            rounded = contributions.round(3).tolist()
-            factors = [{DESIGN[i]: rounded[i] for i in top if rounded[i] != 0.0}]
+            factors = [_top_factors_one((D[0] * coef).tolist())]
         return Scores(
             prediction=pred,
             confidence=np.array([confidence]),
@@ -362,9 +359,29 @@ class TopFactors(Sequence[dict[str, float]]):
         return self._rows
 
 
+def _top_factors_one(contributions: list[float]) -> dict[str, float]:
+    """``_top_factors`` of one row (every ``/predict``), in Python: the same dict, in the same
+    order, at ~1.2 us against ~3 for numpy's argsort and round on seven values.
+
+    Ties keep the features' order, as the batch's stable argsort does. Rounded as numpy's
+    ``round(3)`` rounds: the value times 1000 to the nearest integer, ties to even (Python's
+    ``round``), divided by 1000; only a -0.0 would come out 0.0, and zeros are left out."""
+    order = [-abs(v) for v in contributions]
+    out: dict[str, float] = {}
+    for i in sorted(range(len(order)), key=order.__getitem__)[:3]:
+        value = contributions[i]
+        # round() refuses a NaN or an infinity; numpy keeps it as it is.
+        rounded = round(value * 1000.0) / 1000.0 if isfinite(value) else value
+        if rounded != 0.0:
+            out[DESIGN[i]] = rounded
+    return out
+
+
 def _top_factors(contributions: np.ndarray) -> list[dict[str, float]]:
     # Picked and rounded in numpy: per-row numpy scalars cost ~10 us a row, 100 ms a batch.
-    top = np.argsort(-np.abs(contributions), axis=1)[:, :3]
+    # Stable: ties keep the features' order, whatever sort numpy dispatches to on this CPU
+    # (its default is not stable on every one), so a row's factors do not depend on it.
+    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :3]
     picked = np.take_along_axis(contributions, top, axis=1).round(3)
     values = picked.tolist()
     names = _DESIGN_NAMES[top].tolist()  # the same str objects, not new ones a row

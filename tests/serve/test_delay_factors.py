@@ -68,3 +68,28 @@ def test_a_batch_builds_its_factors_only_when_read_and_the_log_gets_them():
     assert (
         factors[3] == _reference(contributions)[3] and factors[:2] == _reference(contributions)[:2]
     )
+
+
+def test_tied_contributions_keep_the_features_order_on_both_paths():
+    """Equal magnitudes are ranked in the features' order, by one row's Python path and by a
+    batch's stable argsort alike (numpy's default sort is not stable on every CPU)."""
+    from ia_continu.families.delay import _top_factors, _top_factors_one
+
+    rows = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0, -0.7, 0.7],  # weekend and night tied, opposite signs
+            [2.5, -2.5, 2.5, 0.0, 0.0, 0.0, 2.5],  # four tied for three places
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [1.0004, 0.0, 0.0, 0.0, 0.0, 0.0, -0.0004],  # rounds to 1.0, and to -0.0 (dropped)
+        ]
+    )
+    expected = [
+        {"weekend": -0.7, "night": 0.7},
+        {DESIGN[0]: 2.5, DESIGN[1]: -2.5, DESIGN[2]: 2.5},
+        {},
+        {DESIGN[0]: 1.0},
+    ]
+    batch = _top_factors(rows)
+    one_by_one = [_top_factors_one(row) for row in rows.tolist()]
+    assert batch == one_by_one == expected
+    assert [list(f) for f in batch] == [list(f) for f in one_by_one] == [list(f) for f in expected]
